@@ -1,0 +1,1 @@
+"""toyscapes: procedural landscapes, spadekit's built-in dataset (no download needed)."""

@@ -1,0 +1,32 @@
+"""Small pieces shared by the command modules."""
+
+from __future__ import annotations
+
+import tomllib
+from typing import Any
+
+from rich.console import Console
+
+from spadekit.errors import SpadekitError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def parse_value(text: str) -> Any:
+    """A `--set` value as TOML if it parses (64, 0.5, true, [1, 2], "x"), else the text itself."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_sets(items: list[str] | None) -> dict[str, Any]:
+    """`["a.b=1", "c=x"]` -> `{"a.b": 1, "c": "x"}`; a malformed item is a user error."""
+    result: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SpadekitError(f"--set {item!r} is not of the form key=value; write e.g. --set size=128.")
+        result[key.strip()] = parse_value(value.strip())
+    return result

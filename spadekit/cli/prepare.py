@@ -1,0 +1,76 @@
+"""`spadekit prepare DATASET`: convert a dataset into HDF5 shards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from spadekit.cli.common import console, parse_sets
+from spadekit.data.prepare import PrepareSummary, prepare
+
+
+class _Bar:
+    """Adapts rich's Progress to the engine's start/advance protocol."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self.task = None
+
+    def start(self, total: int) -> None:
+        self.task = self.progress.add_task("preparing", total=total)
+
+    def advance(self, n: int = 1) -> None:
+        self.progress.advance(self.task, n)
+
+
+def prepare_command(
+    dataset: str = typer.Argument(..., help="Dataset plugin: toyscapes, cityscapes, ... (see `spadekit plugins`)."),
+    out: Path = typer.Option(..., "--out", help="Folder for the shards (new or empty, or resumed)."),
+    src: Path = typer.Option(None, "--src", help="The dataset's root folder (not needed for toyscapes)."),
+    splits: str = typer.Option(None, "--splits", help="Comma-separated splits, e.g. train,val (default: all)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Processes that read and convert samples."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted preparation in --out."),
+    shard_index: int = typer.Option(0, "--shard-index", min=0, help="This part of a split job (0-based)."),
+    num_shards: int = typer.Option(1, "--num-shards", min=1, help="Number of parts of a split job."),
+    sets: list[str] = typer.Option(None, "--set", help="key=value: dataset options, shard_size, resize."),
+) -> None:
+    """Convert DATASET into shards under --out; re-run with --resume after an interruption."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.speed}/s"))
+    with Progress(*columns, TimeRemainingColumn(), console=console, transient=False) as progress:
+        summary = prepare(
+            dataset,
+            out,
+            src=src,
+            splits=[s.strip() for s in splits.split(",")] if splits else None,
+            settings=parse_sets(sets),
+            workers=workers,
+            resume=resume,
+            shard_index=shard_index,
+            num_shards=num_shards,
+            progress=_Bar(progress),
+        )
+    _print_summary(summary)
+
+
+def _print_summary(summary: PrepareSummary) -> None:
+    facts = summary.facts
+    table = Table("split", "samples", "shards", "classes seen", "skipped", title=f"{facts.name} -> {summary.out}")
+    for name, part in summary.splits.items():
+        seen = f"{len(part.classes_seen)} of {facts.label_nc}"
+        table.add_row(name, str(part.samples), f"{part.shards_done}/{part.shards_total}", seen, str(len(part.skipped)))
+    console.print(table)
+    for name, part in summary.splits.items():
+        for key, reason in part.skipped[:20]:
+            console.print(f"  skipped {name}/{key}: {reason}", highlight=False)
+        if len(part.skipped) > 20:
+            console.print(f"  ... and {len(part.skipped) - 20} more skipped in {name}")
+    if summary.complete:
+        console.print(f"[green]done:[/] {summary.out}/manifest.json written; check it with `spadekit data verify`.")
+    else:
+        console.print(
+            "[yellow]partial:[/] this part's shards are written; the manifest is written when all parts are "
+            "done (run the remaining parts, or `prepare ... --resume` without --shard-index)."
+        )

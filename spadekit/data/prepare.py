@@ -1,0 +1,324 @@
+"""`spadekit prepare`: turn a dataset plugin's samples into shards, resumably and in parallel.
+
+The output folder holds `prepare.json` (what was asked: dataset, options, splits), the shard files, one
+record per finished shard in `.parts/` (sample count, sha256, class pixel counts, skipped files), and, once
+every shard of every split exists, `manifest.json`. Shard j of a split always holds the same samples, so
+an interrupted run resumed with `resume=True`, or disjoint `shard_index/num_shards` parts run on several
+machines, produce exactly the shards of one uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from spadekit import registry
+from spadekit.data.manifest import MANIFEST_NAME, DatasetFacts, Manifest, ShardInfo, SplitInfo
+from spadekit.data.sample import Sample, SkipSample
+from spadekit.data.shards import shard_name, write_shard
+from spadekit.errors import SpadekitError
+from spadekit.fileio import atomic_write_text
+
+JOB_NAME = "prepare.json"
+PARTS_DIR = ".parts"
+
+
+class PrepareOptions(BaseModel):
+    """Settings of the shards themselves, given with `--set` beside the dataset plugin's own options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    shard_size: int = Field(256, ge=1, description="samples per shard file")
+    resize: tuple[int, int] | None = Field(None, description="store at WxH (or N for NxN) instead of native")
+
+    @field_validator("resize", mode="before")
+    @classmethod
+    def _parse_size(cls, value: Any) -> Any:
+        if isinstance(value, int):
+            return (value, value)
+        if isinstance(value, str):
+            w, _, h = value.lower().partition("x")
+            try:
+                return (int(w), int(h or w))
+            except ValueError:
+                raise ValueError(f"expected N or WxH, e.g. 256 or 512x256, got {value!r}") from None
+        return value
+
+
+class Progress(Protocol):
+    def start(self, total: int) -> None: ...
+    def advance(self, n: int = 1) -> None: ...
+
+
+@dataclass
+class SplitSummary:
+    samples: int = 0
+    shards_done: int = 0
+    shards_total: int = 0
+    classes_seen: set[int] = field(default_factory=set)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class PrepareSummary:
+    out: Path
+    facts: DatasetFacts
+    splits: dict[str, SplitSummary]
+    written_now: int  # shards written by this call
+    complete: bool  # manifest written
+
+
+@dataclass(frozen=True)
+class _Shard:
+    split: str
+    index: int
+    count: int
+    keys: list[str]
+
+    @property
+    def file(self) -> str:
+        return shard_name(self.split, self.index, self.count)
+
+
+def prepare(
+    dataset: str,
+    out: Path,
+    src: Path | None = None,
+    splits: list[str] | None = None,
+    settings: dict[str, Any] | None = None,
+    workers: int = 1,
+    resume: bool = False,
+    shard_index: int = 0,
+    num_shards: int = 1,
+    progress: Progress | None = None,
+) -> PrepareSummary:
+    """Write the shards of `dataset` under `out`; see the module docstring for the guarantees."""
+    if not 0 <= shard_index < num_shards:
+        raise SpadekitError(f"--shard-index {shard_index} must be in 0..{num_shards - 1} for --num-shards {num_shards}.")
+    spec = registry.get("datasets", dataset)
+    core, plugin_options = _split_settings(settings or {}, spec)
+    source = spec.build(plugin_options, src=src)
+    splits = _check_splits(splits, source.splits(), dataset)
+    job = {
+        "dataset": dataset,
+        "src": str(src) if src is not None else None,
+        "options": plugin_options.model_dump(mode="json"),
+        "storage": core.model_dump(mode="json"),
+        "splits": splits,
+    }
+    out = Path(out)
+    _claim_output(out, job, resume)
+    plan = _plan(source, splits, core.shard_size)
+    mine = [s for i, s in enumerate(plan) if i % num_shards == shard_index and not _is_done(out, s)]
+    if progress:
+        progress.start(sum(len(s.keys) for s in mine))
+    loader = _SampleLoader(dataset, job["options"], src, core.resize, workers, source)
+    with loader:
+        for shard, samples, skipped in loader.shards(mine, progress):
+            _write(out, shard, samples, skipped, source.facts)
+    return _finish(out, source.facts, plan, splits, core.resize, written_now=len(mine))
+
+
+def _split_settings(settings: dict[str, Any], spec: registry.PluginSpec) -> tuple[PrepareOptions, BaseModel]:
+    """`--set` keys that name shard settings go to PrepareOptions, the rest to the plugin's options."""
+    core_keys = set(PrepareOptions.model_fields)
+    core = PrepareOptions.model_validate({k: v for k, v in settings.items() if k in core_keys})
+    plugin_values = {k: v for k, v in settings.items() if k not in core_keys}
+    try:
+        return core, spec.parse_options(plugin_values)
+    except SpadekitError as err:
+        raise SpadekitError(f"{err} (shard settings: {', '.join(sorted(core_keys))})") from None
+
+
+def _check_splits(wanted: list[str] | None, available: list[str], dataset: str) -> list[str]:
+    if not wanted:
+        return available
+    unknown = [s for s in wanted if s not in available]
+    if unknown:
+        raise SpadekitError(
+            f"Dataset {dataset!r} has no split {unknown[0]!r}; pass --splits with some of: {', '.join(available)}."
+        )
+    return wanted
+
+
+def _claim_output(out: Path, job: dict[str, Any], resume: bool) -> None:
+    """Refuse to mix two different preparations in one folder; record the job on first use."""
+    job_file = out / JOB_NAME
+    if job_file.is_file():
+        if not resume:
+            raise SpadekitError(
+                f"{out} already holds shards; add --resume to continue that preparation or choose an empty --out."
+            )
+        previous = json.loads(job_file.read_text())
+        if previous != job:
+            diff = [k for k in job if previous.get(k) != job[k]]
+            raise SpadekitError(
+                f"{out} was prepared with a different {', '.join(diff)} ({previous.get(diff[0])!r}); "
+                "resume with the same command or choose an empty --out."
+            )
+    elif out.exists() and any(out.iterdir()):
+        raise SpadekitError(f"{out} is not empty and holds no spadekit shards; choose an empty or new --out.")
+    (out / PARTS_DIR).mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(".*.tmp*"):  # half-written shards of an interrupted run
+        stale.unlink()
+    atomic_write_text(job_file, json.dumps(job, indent=2) + "\n")
+
+
+def _plan(source: Any, splits: list[str], shard_size: int) -> list[_Shard]:
+    plan: list[_Shard] = []
+    for split in splits:
+        keys = list(source.keys(split))
+        if not keys:
+            raise SpadekitError(f"Split {split!r} of {source.facts.name!r} has no samples; check --src or --splits.")
+        count = math.ceil(len(keys) / shard_size)
+        plan += [_Shard(split, j, count, keys[j * shard_size : (j + 1) * shard_size]) for j in range(count)]
+    return plan
+
+
+def _part_path(out: Path, shard: _Shard) -> Path:
+    return out / PARTS_DIR / f"{shard.file}.json"
+
+
+def _is_done(out: Path, shard: _Shard) -> bool:
+    return _part_path(out, shard).is_file() and (out / shard.file).is_file()
+
+
+def _write(out: Path, shard: _Shard, samples: list[Sample], skipped: list, facts: DatasetFacts) -> None:
+    if samples and facts.has_instances != (samples[0].instance is not None):
+        raise ValueError(f"{facts.name}: has_instances={facts.has_instances} but samples disagree")
+    pixels = np.zeros(0, np.int64)
+    for s in samples:
+        counts = np.bincount(s.label.ravel(), minlength=pixels.size)
+        pixels = np.pad(pixels, (0, counts.size - pixels.size)) + counts
+    digest = write_shard(out / shard.file, shard.split, shard.index, samples)
+    record = {
+        "file": shard.file,
+        "num_samples": len(samples),
+        "sha256": digest,
+        "class_pixels": {str(i): int(c) for i, c in enumerate(pixels) if c},
+        "skipped": skipped,
+    }
+    atomic_write_text(_part_path(out, shard), json.dumps(record) + "\n")
+
+
+def _finish(out: Path, facts: DatasetFacts, plan: list[_Shard], splits: list[str], resize, written_now: int):
+    summary = {s: SplitSummary() for s in splits}
+    shards: dict[str, list[ShardInfo]] = {s: [] for s in splits}
+    for shard in plan:
+        part = summary[shard.split]
+        part.shards_total += 1
+        if not _is_done(out, shard):
+            continue
+        record = json.loads(_part_path(out, shard).read_text())
+        part.shards_done += 1
+        part.samples += record["num_samples"]
+        part.classes_seen |= {int(i) for i in record["class_pixels"]}
+        part.skipped += [tuple(s) for s in record["skipped"]]
+        shards[shard.split].append(ShardInfo(**{k: record[k] for k in ("file", "num_samples", "sha256")}))
+    complete = all(p.shards_done == p.shards_total for p in summary.values())
+    if complete:
+        split_infos = {s: SplitInfo(num_samples=summary[s].samples, shards=shards[s]) for s in splits}
+        Manifest(dataset=facts, resize=resize, splits=split_infos).save(out)
+    elif (out / MANIFEST_NAME).exists():
+        (out / MANIFEST_NAME).unlink()
+    return PrepareSummary(out, facts, summary, written_now, complete)
+
+
+class _SampleLoader:
+    """Loads (and resizes) samples in order, in worker processes when workers > 1."""
+
+    def __init__(self, dataset, options, src, resize, workers, source):
+        self.args = (dataset, options, src, resize)
+        self.workers = max(1, workers)
+        self.source = source
+        self.pool = None
+
+    def __enter__(self):
+        if self.workers > 1:
+            # spawn, not fork: a plugin may hold threads or CUDA state that must not be forked
+            ctx = multiprocessing.get_context("spawn")
+            self.pool = ctx.Pool(self.workers, initializer=_init_worker, initargs=self.args)
+        return self
+
+    def __exit__(self, *exc):
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+
+    def shards(self, shards: list[_Shard], progress: Progress | None) -> Iterator[tuple[_Shard, list, list]]:
+        tasks = [(s.split, key) for s in shards for key in s.keys]
+        if self.pool is not None:
+            results = self.pool.imap(_load_in_worker, tasks, chunksize=2)
+        else:
+            _WORKER.update(source=self.source, resize=self.args[3])
+            results = map(_load_in_worker, tasks)
+        for shard in shards:
+            samples, skipped = [], []
+            for _ in shard.keys:
+                result = next(results)
+                if isinstance(result, Sample):
+                    samples.append(result)
+                else:
+                    skipped.append(result)
+                if progress:
+                    progress.advance()
+            yield shard, samples, skipped
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(dataset: str, options: dict, src: Path | None, resize) -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    spec = registry.get("datasets", dataset)
+    _WORKER.update(source=spec.build(options, src=src), resize=resize)
+
+
+def _load_in_worker(task: tuple[str, str]) -> Sample | tuple[str, str]:
+    split, key = task
+    source = _WORKER["source"]
+    try:
+        sample = source.load(split, key)
+    except SkipSample as skip:
+        return (key, str(skip))
+    sample.check()
+    _check_label_ids(sample, source.facts, split)
+    if _WORKER["resize"]:
+        sample = resize_sample(sample, _WORKER["resize"])
+    return sample
+
+
+def _check_label_ids(sample: Sample, facts: DatasetFacts, split: str) -> None:
+    ids = np.unique(sample.label)
+    bad = [int(i) for i in ids if i >= facts.label_nc and i != facts.dontcare_id]
+    if bad:
+        dontcare = f" and don't-care id {facts.dontcare_id}" if facts.dontcare_id is not None else ""
+        raise SpadekitError(
+            f"Label map of sample {sample.key!r} ({split}) holds id {bad[0]}, but {facts.name!r} has ids "
+            f"0..{facts.label_nc - 1}{dontcare}; fix that label file or the dataset's class list."
+        )
+
+
+def resize_sample(sample: Sample, size: tuple[int, int]) -> Sample:
+    """Resize to (width, height): bicubic for the image, nearest for labels and instances (as SPADE)."""
+    if sample.label.shape == (size[1], size[0]):
+        return sample
+    image = np.asarray(Image.fromarray(sample.image).resize(size, Image.BICUBIC))
+    label = _resize_nearest(sample.label, size)
+    instance = None if sample.instance is None else _resize_nearest(sample.instance, size)
+    return Sample(sample.key, image, label, instance)
+
+
+def _resize_nearest(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    # PIL picks the mode from the dtype: L (uint8), I;16 (uint16), I (int32)
+    return np.asarray(Image.fromarray(array).resize(size, Image.NEAREST)).astype(array.dtype)

@@ -1,0 +1,47 @@
+"""`spadekit data show`: a PNG grid, one row per sample: image | coloured label | instance edges."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from spadekit.data.edges import instance_edges_np
+from spadekit.data.manifest import Manifest
+from spadekit.data.palette import colourize
+from spadekit.data.reader import SplitReader
+from spadekit.data.sample import Sample
+from spadekit.imageio import save_png
+
+GAP = 4  # pixels between tiles
+
+
+def show_grid(root: Path, out: Path, split: str | None = None, n: int = 16, height: int = 128) -> int:
+    """Write the grid of the first `n` samples of `split` (default: the first split); returns rows written."""
+    manifest = Manifest.load(root)
+    reader = SplitReader(root, split or next(iter(manifest.splits)), manifest)
+    rows = [_row(reader.read(i), reader, height) for i in range(min(n, len(reader)))]
+    width = max(r.shape[1] for r in rows)
+    canvas = np.full((len(rows) * (height + GAP) - GAP, width, 3), 255, np.uint8)
+    for i, row in enumerate(rows):
+        canvas[i * (height + GAP) : i * (height + GAP) + height, : row.shape[1]] = row
+    save_png(out, canvas)
+    return len(rows)
+
+
+def _row(sample: Sample, reader: SplitReader, height: int) -> np.ndarray:
+    if sample.instance is not None:
+        edges = instance_edges_np(sample.instance)
+    else:
+        edges = np.zeros(sample.label.shape, bool)
+    tiles = [sample.image, colourize(sample.label, reader.facts), np.repeat(edges[..., None] * 255, 3, axis=2)]
+    scaled = [_fit_height(t.astype(np.uint8), height) for t in tiles]
+    gap = np.full((height, GAP, 3), 255, np.uint8)
+    return np.concatenate([scaled[0], gap, scaled[1], gap, scaled[2]], axis=1)
+
+
+def _fit_height(tile: np.ndarray, height: int) -> np.ndarray:
+    h, w = tile.shape[:2]
+    size = (max(1, round(w * height / h)), height)
+    return np.asarray(Image.fromarray(tile).resize(size, Image.NEAREST))
