@@ -46,7 +46,8 @@ class PluginSpec:
         try:
             return self.options.model_validate(values)
         except ValidationError as err:
-            raise SpadekitError(describe_validation_error(err, self.options, f"{self.kind[:-1]} {self.name!r}"))
+            where = f"{self.kind[:-1]} {self.name!r}"
+            raise SpadekitError(describe_validation_error(err, self.options, where)) from None
 
     def build(self, values: dict[str, Any] | BaseModel, **context: Any) -> Any:
         options = values if isinstance(values, BaseModel) else self.parse_options(values)
@@ -129,11 +130,11 @@ def _import_target(target: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
-        raise SpadekitError(f"Cannot import plugin module {module_name!r} ({err}); is the plugin installed?")
+        raise SpadekitError(f"Cannot import plugin module {module_name!r} ({err}); is the plugin installed?") from None
     try:
         return getattr(module, attr)
     except AttributeError:
-        raise SpadekitError(f"Plugin module {module_name!r} has no attribute {attr!r}; fix the entry point.")
+        raise SpadekitError(f"Plugin module {module_name!r} has no attribute {attr!r}; fix the entry point.") from None
 
 
 def describe_validation_error(err: ValidationError, model: type[BaseModel], where: str) -> str:

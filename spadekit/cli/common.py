@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-import tomllib
+import sys
 from typing import Any
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 from spadekit.errors import SpadekitError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 console = Console()
 err_console = Console(stderr=True)
@@ -30,3 +37,21 @@ def parse_sets(items: list[str] | None) -> dict[str, Any]:
             raise SpadekitError(f"--set {item!r} is not of the form key=value; write e.g. --set size=128.")
         result[key.strip()] = parse_value(value.strip())
     return result
+
+
+class RateColumn(ProgressColumn):
+    """Items per second, or a dash before the first measurement."""
+
+    def __init__(self, unit: str = "it"):
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("-" if speed is None else f"{speed:.1f} {self.unit}/s", style="progress.data.speed")
+
+
+def progress_bar(unit: str = "it") -> Progress:
+    """The one progress style of every long step: description, bar, count, rate and ETA."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(unit))
+    return Progress(*columns, TimeRemainingColumn(), console=console)

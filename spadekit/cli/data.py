@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import Progress
 
-from spadekit.cli.common import console
+from spadekit.cli.common import console, progress_bar
 from spadekit.errors import SpadekitError
 
 app = typer.Typer(help="Check, look at and export prepared shards.", no_args_is_help=True)
@@ -57,7 +56,7 @@ def export_command(
     from spadekit.data.export import export, total_samples
 
     splits = [split] if split else None
-    with Progress(console=console) as progress:
+    with progress_bar("samples") as progress:
         task = progress.add_task("exporting", total=total_samples(shards, splits))
         count = export(shards, out, splits, on_sample=lambda: progress.advance(task))
     console.print(f"wrote {count} samples under {out}")

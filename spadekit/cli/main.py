@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 
 from spadekit import __version__
 from spadekit.cli import data, plugins, prepare, recipe
@@ -48,7 +49,7 @@ def run(argv: list[str] | None = None) -> None:
     except SpadekitError as err:
         if _state["debug"] or "--debug" in args:
             raise
-        err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except typer.Abort:
         err_console.print("[red]aborted[/]")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import Progress
 from rich.table import Table
 
-from spadekit.cli.common import console, parse_sets
+from spadekit.cli.common import console, parse_sets, progress_bar
 from spadekit.data.prepare import PrepareSummary, prepare
 
 
@@ -38,8 +38,7 @@ def prepare_command(
     sets: list[str] = typer.Option(None, "--set", help="key=value: dataset options, shard_size, resize."),
 ) -> None:
     """Convert DATASET into shards under --out; re-run with --resume after an interruption."""
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.speed}/s"))
-    with Progress(*columns, TimeRemainingColumn(), console=console, transient=False) as progress:
+    with progress_bar("samples") as progress:
         summary = prepare(
             dataset,
             out,

@@ -76,7 +76,7 @@ class Manifest(BaseModel):
         try:
             raw = json.loads(path.read_text())
         except (OSError, ValueError) as err:
-            raise SpadekitError(f"{path} is not valid JSON ({err}); re-run `spadekit prepare`.")
+            raise SpadekitError(f"{path} is not valid JSON ({err}); re-run `spadekit prepare`.") from None
         version = raw.get("schema_version") if isinstance(raw, dict) else None
         if version != SCHEMA_VERSION:
             raise SpadekitError(
@@ -86,7 +86,7 @@ class Manifest(BaseModel):
         try:
             return cls.model_validate(raw)
         except ValueError as err:
-            raise SpadekitError(f"{path} is damaged ({str(err).splitlines()[0]}); re-run `spadekit prepare`.")
+            raise SpadekitError(f"{path} is damaged ({str(err).splitlines()[0]}); re-run `spadekit prepare`.") from None
 
     def split(self, name: str) -> SplitInfo:
         if name not in self.splits:

@@ -104,7 +104,7 @@ def prepare(
 ) -> PrepareSummary:
     """Write the shards of `dataset` under `out`; see the module docstring for the guarantees."""
     if not 0 <= shard_index < num_shards:
-        raise SpadekitError(f"--shard-index {shard_index} must be in 0..{num_shards - 1} for --num-shards {num_shards}.")
+        raise SpadekitError(f"--shard-index {shard_index} must be in 0..{num_shards - 1} (--num-shards {num_shards}).")
     spec = registry.get("datasets", dataset)
     core, plugin_options = _split_settings(settings or {}, spec)
     source = spec.build(plugin_options, src=src)

@@ -31,10 +31,8 @@ def show_grid(root: Path, out: Path, split: str | None = None, n: int = 16, heig
 
 
 def _row(sample: Sample, reader: SplitReader, height: int) -> np.ndarray:
-    if sample.instance is not None:
-        edges = instance_edges_np(sample.instance)
-    else:
-        edges = np.zeros(sample.label.shape, bool)
+    no_instances = np.zeros(sample.label.shape, bool)
+    edges = no_instances if sample.instance is None else instance_edges_np(sample.instance) > 0
     tiles = [sample.image, colourize(sample.label, reader.facts), np.repeat(edges[..., None] * 255, 3, axis=2)]
     scaled = [_fit_height(t.astype(np.uint8), height) for t in tiles]
     gap = np.full((height, GAP, 3), 255, np.uint8)

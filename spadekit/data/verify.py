@@ -49,7 +49,8 @@ def _problem(root: Path, split: str, shard: ShardInfo, facts: DatasetFacts) -> s
 def _content_problem(path: Path, split: str, shard: ShardInfo, facts: DatasetFacts) -> str | None:
     with h5py.File(path, "r") as f:
         if f.attrs.get("schema_version") != SCHEMA_VERSION or f.attrs.get("split") != split:
-            return f"schema {f.attrs.get('schema_version')!r}/split {f.attrs.get('split')!r} is not {SCHEMA_VERSION}/{split}"
+            found = f"{f.attrs.get('schema_version')!r}/{f.attrs.get('split')!r}"
+            return f"schema/split {found} is not {SCHEMA_VERSION}/{split!r}"
         sizes = f["shapes"][()].prod(axis=1) if len(f["shapes"]) else np.zeros(0, np.int64)
         for name, per_pixel in (("image", 3), ("label", 1), ("instance", 1)):
             if name not in f:
