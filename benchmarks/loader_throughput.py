@@ -24,15 +24,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter
 
-from spadekit.data.dataset import ShardDataset, make_loader
-from spadekit.data.edges import instance_edges_np
+from spadekit.data.dataset import ShardDataset, finish, make_loader
 from spadekit.data.manifest import DatasetFacts, Manifest, ShardInfo, SplitInfo
 from spadekit.data.sample import Sample
 from spadekit.data.shards import shard_name, write_shard
 from spadekit.data.transforms import (
     Preprocess,
     crop_flip,
-    image_to_tensor,
     make_plan,
     resize_image,
     transform_map,
@@ -113,14 +111,12 @@ def breakdown(shards: ShardDataset, pngs: PngDataset, n: int = 64, rounds: int =
             plan = timed("plan + label check", _plan, shards, s, w, h, i)
             image = timed("image bicubic resize", resize_image, s.image, plan.size)
             image = timed("image crop + flip", crop_flip, image, plan)
-            timed("image to tensor", image_to_tensor, image)
-            inst = timed("label + instance nearest/crop/flip", _maps, s, plan)
-            if inst is not None:
-                timed("edges", instance_edges_np, inst)
+            item = timed("label + instance nearest/crop/flip", _maps, s, plan, image)
+            timed("finish: float image, edges (consumer)", finish, item)
         best = {k: min(v, best.get(k, v)) for k, v in steps.items()}
     steps = best
     torch.set_num_threads(threads)
-    steps["total shard sample"] = sum(v for k, v in steps.items() if k != "decode PNG (PIL)")
+    steps["total shard sample"] = sum(v for k, v in steps.items() if k != "decode PNG (PIL)")  # both sides
     total = steps["total shard sample"]
     steps["total PNG sample"] = total - steps["read shard (HDF5)"] + steps["decode PNG (PIL)"]
     return steps
@@ -131,9 +127,10 @@ def _plan(ds: ShardDataset, s: Sample, w: int, h: int, i: int):
     return make_plan(ds.preprocess, w, h, True, np.random.default_rng([ds.seed, 0, i]))
 
 
-def _maps(s: Sample, plan):
-    transform_map(s.label, plan).astype(np.int64)
-    return None if s.instance is None else transform_map(s.instance, plan)
+def _maps(s: Sample, plan, image: torch.Tensor) -> dict:
+    label = torch.from_numpy(transform_map(s.label, plan))[None]
+    instance = torch.from_numpy(transform_map(s.instance, plan).astype(np.int32))[None]
+    return {"image": image.contiguous(), "label": label, "instance": instance, "key": s.key}
 
 
 def synthesize(root: Path, n: int, smooth: bool, per_shard: int = 64) -> None:

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from spadekit.data.dataset import ShardDataset, make_loader
+from spadekit.data.dataset import ShardDataset, finish, make_loader
 from spadekit.data.edges import instance_edges, instance_edges_np
 from spadekit.data.manifest import DatasetFacts, Manifest, ShardInfo, SplitInfo
 from spadekit.data.sample import Sample
@@ -95,9 +95,16 @@ def test_scale_width_keeps_aspect_and_none_rounds_half_to_even():
     assert plan.size == (64, 64)  # 80/32 = 2.5 -> 2 and 48/32 = 1.5 -> 2, as Python's round
 
 
+def test_workers_send_compact_items(shards):
+    item = ShardDataset(shards, "train", Preprocess(load_size=40, crop_size=32))[1]
+    assert item["image"].dtype == torch.uint8 and item["image"].shape == (3, 32, 32)
+    assert item["label"].dtype == torch.uint8 and item["instance"].dtype == torch.uint16  # ids < 65536
+    assert "edge" not in item  # computed by `finish`, on the consumer's device
+
+
 def test_dataset_tensors(shards):
     ds = ShardDataset(shards, "train", Preprocess(load_size=40, crop_size=32), train=True)
-    item = ds[1]
+    item = finish(ds[1])
     assert item["image"].dtype == torch.float32 and item["image"].shape == (3, 32, 32)
     assert item["image"].min() >= -1 and item["image"].max() <= 1
     assert item["image"].min() < -0.9 and item["image"].max() > 0.9  # really rescaled, not [0,1]
@@ -118,7 +125,7 @@ def test_same_crop_and_flip_for_image_label_instance(tmp_path):
     for epoch in range(3):
         ds.set_epoch(epoch)
         for i in range(len(ds)):
-            item = ds[i]
+            item = finish(ds[i])
             img = to_uint8(item["image"]).astype(np.int64)
             assert np.array_equal(item["label"][0].numpy(), img[..., 0] % NC)
             assert np.array_equal(item["instance"][0].numpy(), img[..., 1] * 256 + img[..., 2])
@@ -198,7 +205,7 @@ def test_eval_dataset_never_flips(tmp_path):
         unflipped = []
         for epoch in range(4):
             ds.set_epoch(epoch)
-            unflipped += [_is_unflipped_crop(samples[i].image, to_uint8(ds[i]["image"])) for i in range(4)]
+            unflipped += [_is_unflipped_crop(samples[i].image, to_uint8(finish(ds[i])["image"])) for i in range(4)]
         assert all(unflipped) == expect_all_unflipped
 
 
@@ -263,7 +270,7 @@ def test_dontcare_maps_to_label_nc(tmp_path):
     samples[1].label[:5] = 255
     ds = ShardDataset(write_dataset(tmp_path, samples, dontcare=255), "train",
                       Preprocess(mode="none"), train=False)
-    label = ds[1]["label"]
+    label = finish(ds[1])["label"]
     assert (label[0, :5] == NC).all() and label.max() == NC
     assert (label[0, 5:40] < NC).all()
 
@@ -281,8 +288,18 @@ def test_dataset_without_instances(tmp_path):
     ds = ShardDataset(write_dataset(tmp_path, random_samples(4, instances=False)), "train",
                       Preprocess(load_size=40, crop_size=32))
     assert not ds.has_instances
-    item = ds[3]
+    item = finish(ds[3])
     assert item["instance"].shape == item["edge"].shape == (1, 32, 32)
     assert not item["instance"].any() and not item["edge"].any()
     batch = next(iter(make_loader(ds, batch_size=2, num_workers=0, shuffle=False)))
     assert batch["image"].shape == (2, 3, 32, 32) and batch["edge"].shape == (2, 1, 32, 32)
+
+
+def test_more_than_255_classes_keep_their_ids(tmp_path):
+    samples = random_samples(2, sizes=((32, 32),))
+    for s in samples:
+        s.label = (s.label.astype(np.uint16) * 60)  # ids up to 300
+    ds = ShardDataset(write_dataset(tmp_path, samples, label_nc=301), "train", Preprocess(mode="none"), train=False)
+    item = ds[0]
+    assert item["label"].dtype == torch.int32
+    assert np.array_equal(finish(item)["label"][0].numpy(), samples[0].label.astype(np.int64))

@@ -4,6 +4,11 @@ Randomness (crop position, flip) comes from a generator seeded by (seed, epoch, 
 crop is reproducible, changes with the epoch and does not depend on the number of workers. With
 train=False there is no flip, but the crop position is still drawn, as official `get_params` does (the
 official test options set load_size = crop_size, so the crop then covers the whole resized image).
+
+Workers send compact items (uint8 image and label, int32 instance map): moving a batch between processes
+costs about as much as preparing it, and float32 images, int64 labels and float edges are 3.5x the bytes.
+`finish` then makes the training tensors on the consumer's device, as the official model's
+`preprocess_input` computes edges on the GPU; the loader of `make_loader` applies it to every batch.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, SequentialSampler
 
-from spadekit.data.edges import instance_edges_np
+from spadekit.data.edges import instance_edges
 from spadekit.data.reader import SplitReader
 from spadekit.data.sample import Sample
 from spadekit.data.transforms import Preprocess, image_to_tensor, make_plan, transform_image, transform_map
@@ -22,8 +27,9 @@ from spadekit.errors import SpadekitError
 
 
 class ShardDataset(Dataset):
-    """Sample i of a split as a dict: image (3xHxW float in [-1,1]), label (1xHxW int64), instance
-    (1xHxW int32, zeros without instance maps), edge (1xHxW float32), key (str)."""
+    """Sample i of a split as a compact dict: image (3xHxW uint8); label (1xHxW uint8, or int32 beyond 255
+    classes; don't-care mapped to label_nc); instance (1xHxW uint16 when every stored id fits, else int32;
+    uint8 zeros without instance maps); key (str). `finish(item)` turns it into training tensors."""
 
     def __init__(self, root: Path, split: str, preprocess: Preprocess | None = None, train: bool = True,
                  seed: int = 0):
@@ -35,6 +41,10 @@ class ShardDataset(Dataset):
         self.label_nc = facts.label_nc
         self.dontcare_id = facts.dontcare_id
         self.has_instances = facts.has_instances
+        # the smallest dtypes that hold every value: fewer bytes between worker and trainer processes
+        self._label_dtype = np.uint8 if self.label_nc <= 255 else np.int32  # label_nc itself must fit
+        stored = self.reader.stored_dtype("instance") if self.has_instances else None
+        self._instance_dtype = np.uint16 if stored == np.uint16 else np.int32
         # shared memory: set_epoch in the main process reaches persistent DataLoader workers too
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
 
@@ -60,20 +70,17 @@ class ShardDataset(Dataset):
         h, w = sample.label.shape
         rng = np.random.default_rng([self.seed, self.epoch, i])
         plan = make_plan(self.preprocess, w, h, self.train, rng)
-        label = transform_map(sample.label, plan).astype(np.int64)
+        label = transform_map(sample.label, plan).astype(self._label_dtype)
         if self.dontcare_id is not None:  # official: label[label == 255] = label_nc
             label[label == self.dontcare_id] = self.label_nc
         if sample.instance is not None:
-            instance = transform_map(sample.instance, plan)
-            edge = instance_edges_np(instance)
+            instance = transform_map(sample.instance, plan).astype(self._instance_dtype)
         else:
-            instance = np.zeros(label.shape, np.int32)
-            edge = np.zeros(label.shape, np.float32)
+            instance = np.zeros(label.shape, np.uint8)
         return {
-            "image": image_to_tensor(transform_image(sample.image, plan)),
+            "image": transform_image(sample.image, plan).contiguous(),
             "label": torch.from_numpy(label)[None],
             "instance": torch.from_numpy(instance)[None],
-            "edge": torch.from_numpy(edge)[None],
             "key": sample.key,
         }
 
@@ -90,6 +97,19 @@ class ShardDataset(Dataset):
                 f"classes{dontcare}; fix the converter's class mapping or the class list and re-run "
                 "`spadekit prepare`."
             )
+
+
+def finish(batch: dict, device: torch.device | str | None = None) -> dict:
+    """Compact item or batch -> training tensors on `device`: image float32 in [-1, 1] (official ToTensor +
+    Normalize(0.5, 0.5)), label int64, instance int32, edge float32 (official `get_edges`), key."""
+    instance = batch["instance"].to(device, non_blocking=True).to(torch.int32)
+    return {
+        "image": image_to_tensor(batch["image"].to(device, non_blocking=True)),
+        "label": batch["label"].to(device, non_blocking=True).to(torch.int64),
+        "instance": instance,
+        "edge": instance_edges(instance),
+        "key": batch["key"],
+    }
 
 
 class EpochShuffle(Sampler):
@@ -110,7 +130,14 @@ class EpochShuffle(Sampler):
 
 
 class EpochLoader(DataLoader):
-    """A DataLoader whose `set_epoch` reseeds the crops/flips and the shuffle order for that epoch."""
+    """A DataLoader that yields finished batches (see `finish`) on `device`, and whose `set_epoch`
+    reseeds the crops/flips and the shuffle order for that epoch."""
+
+    device: torch.device | str | None = None
+
+    def __iter__(self):
+        for batch in super().__iter__():
+            yield finish(batch, self.device)
 
     def set_epoch(self, epoch: int) -> None:
         self.dataset.set_epoch(epoch)
@@ -119,19 +146,23 @@ class EpochLoader(DataLoader):
 
 
 def make_loader(dataset: ShardDataset, batch_size: int, num_workers: int = 0, shuffle: bool = True,
-                drop_last: bool = True, seed: int = 0, distributed: bool = False) -> EpochLoader:
-    """DataLoader over `dataset`; call `loader.set_epoch(e)` before each epoch (it reaches the crops and
-    flips in persistent workers and the shuffle order, also of a DistributedSampler)."""
+                drop_last: bool = True, seed: int = 0, distributed: bool = False,
+                device: torch.device | str | None = None) -> EpochLoader:
+    """DataLoader over `dataset` yielding finished batches on `device` (default: CPU); call
+    `loader.set_epoch(e)` before each epoch."""
     if distributed:
         sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last)
     else:
         sampler = EpochShuffle(len(dataset), seed) if shuffle else SequentialSampler(dataset)
-    return EpochLoader(
+    loader = EpochLoader(
         dataset,
         batch_size=batch_size,
         sampler=sampler,
         num_workers=num_workers,
         drop_last=drop_last,
         persistent_workers=num_workers > 0,
-        pin_memory=torch.cuda.is_available(),
+        pin_memory=torch.device(device or "cpu").type == "cuda",
     )
+    loader.device = device
+    return loader
+

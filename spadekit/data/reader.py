@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 from spadekit.data.manifest import DatasetFacts, Manifest
@@ -29,6 +30,15 @@ class SplitReader:
 
     def __len__(self) -> int:
         return self._starts[-1]
+
+    def stored_dtype(self, name: str) -> np.dtype | None:
+        """The widest stored dtype of array `name` ("label", "instance") across the shards, or None."""
+        dtypes = []
+        for shard in self.shards:
+            with h5py.File(shard.path, "r") as f:  # briefly: handles must not outlive a fork
+                if name in f:
+                    dtypes.append(f[name].dtype)
+        return np.result_type(*dtypes) if dtypes else None
 
     def read(self, i: int) -> Sample:
         if not 0 <= i < len(self):

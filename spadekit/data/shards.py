@@ -65,6 +65,15 @@ def _stored(name: str, array: np.ndarray | None) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
+def _direct(dataset: h5py.Dataset, path: Path) -> np.ndarray | h5py.Dataset:
+    """A memory map of a contiguous, uncompressed dataset (a sample read is then a memcpy, ~10x faster
+    than h5py's per-call overhead); the h5py dataset itself where HDF5 gives no file offset."""
+    offset = dataset.id.get_offset()
+    if offset is None or dataset.chunks is not None or dataset.size == 0:
+        return dataset
+    return np.memmap(path, dtype=dataset.dtype, mode="r", offset=offset, shape=dataset.shape)
+
+
 class ShardFile:
     """Random access to the samples of one shard file; the HDF5 file is opened on first use."""
 
@@ -81,6 +90,7 @@ class ShardFile:
             self._keys = [k.decode() if isinstance(k, bytes) else k for k in self._file["keys"][()]]
             self._shapes = self._file["shapes"][()]
             self._offsets = {n: self._file[f"{n}_offsets"][()] for n in ARRAYS if n in self._file}
+            self._arrays = {n: _direct(self._file[n], self.path) for n in self._offsets}
         return self._file
 
     def __len__(self) -> int:
@@ -108,7 +118,7 @@ class ShardFile:
 
     def _slice(self, f: h5py.File, name: str, i: int) -> np.ndarray:
         offsets = self._offsets[name]
-        return f[name][offsets[i] : offsets[i + 1]]
+        return np.array(self._arrays[name][offsets[i] : offsets[i + 1]])
 
     def close(self) -> None:
         if self._file is not None and self._pid == os.getpid():
