@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -70,6 +71,17 @@ def export_png(dataset: ShardDataset, out: Path) -> int:
 
 
 def throughput(dataset: ShardDataset, workers: int, batch: int, seconds: float) -> float:
+    """Finished batches per second, as a trainer receives them. The consuming process gets the cores the
+    workers leave free: oversubscribed, its intra-op threads would halve a worker's speed on 2 cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) - workers))
+    try:
+        return _throughput(dataset, workers, batch, seconds)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _throughput(dataset: ShardDataset, workers: int, batch: int, seconds: float) -> float:
     loader = make_loader(dataset, batch, num_workers=workers, shuffle=True, drop_last=True, seed=0)
     epoch, seen, start = 0, 0, None
     warm = max(2, 2 * workers)  # batches to skip: worker start-up and first HDF5/file opens

@@ -120,6 +120,9 @@ def prepare(
     _claim_output(out, job, resume)
     plan = _plan(source, splits, core.shard_size)
     mine = [s for i, s in enumerate(plan) if i % num_shards == shard_index and not _is_done(out, s)]
+    for shard in mine:  # half-written files of an interrupted run; other parts' files are theirs
+        for stale in out.glob(f".{shard.file}.tmp*"):
+            stale.unlink()
     if progress:
         progress.start(sum(len(s.keys) for s in mine))
     loader = _SampleLoader(dataset, job["options"], src, core.resize, workers, source)
@@ -169,8 +172,6 @@ def _claim_output(out: Path, job: dict[str, Any], resume: bool) -> None:
     elif out.exists() and any(out.iterdir()):
         raise SpadekitError(f"{out} is not empty and holds no spadekit shards; choose an empty or new --out.")
     (out / PARTS_DIR).mkdir(parents=True, exist_ok=True)
-    for stale in out.glob(".*.tmp*"):  # half-written shards of an interrupted run
-        stale.unlink()
     atomic_write_text(job_file, json.dumps(job, indent=2) + "\n")
 
 
