@@ -12,25 +12,20 @@ import torch
 
 def instance_edges(instance: torch.Tensor) -> torch.Tensor:
     """Edge map (float 0/1) of an int instance map shaped (H,W), (1,H,W) or (B,1,H,W); same shape."""
-    t = instance
-    edge = torch.zeros(t.shape, dtype=torch.bool, device=t.device)
-    dx = t[..., :, 1:] != t[..., :, :-1]
-    dy = t[..., 1:, :] != t[..., :-1, :]
-    edge[..., :, 1:] |= dx
-    edge[..., :, :-1] |= dx
-    edge[..., 1:, :] |= dy
-    edge[..., :-1, :] |= dy
-    return edge.float()
+    return _mark(instance, torch.zeros(instance.shape, dtype=torch.bool, device=instance.device)).float()
 
 
 def instance_edges_np(instance: np.ndarray) -> np.ndarray:
-    """Numpy twin of `instance_edges` (same semantics), for the data loader and `data show`."""
-    t = instance
-    edge = np.zeros(t.shape, dtype=bool)
+    """Numpy twin of `instance_edges` (same semantics), for `data show` without torch."""
+    return _mark(instance, np.zeros(instance.shape, dtype=bool)).astype(np.float32)
+
+
+def _mark(t, edge):
+    """Set `edge` where `t` differs from its left, right, upper or lower neighbour (numpy or torch)."""
     dx = t[..., :, 1:] != t[..., :, :-1]
     dy = t[..., 1:, :] != t[..., :-1, :]
     edge[..., :, 1:] |= dx
     edge[..., :, :-1] |= dx
     edge[..., 1:, :] |= dy
     edge[..., :-1, :] |= dy
-    return edge.astype(np.float32)
+    return edge
