@@ -11,21 +11,18 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing
-import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
-from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from spadekit import registry
+from spadekit.data.convert import Progress, SampleLoader, Shard
 from spadekit.data.manifest import MANIFEST_NAME, DatasetFacts, Manifest, ShardInfo, SplitInfo
-from spadekit.data.sample import Sample, SkipSample
-from spadekit.data.shards import shard_name, write_shard
+from spadekit.data.sample import Sample
+from spadekit.data.shards import write_shard
 from spadekit.errors import SpadekitError
 from spadekit.fileio import atomic_write_text
 
@@ -55,11 +52,6 @@ class PrepareOptions(BaseModel):
         return value
 
 
-class Progress(Protocol):
-    def start(self, total: int) -> None: ...
-    def advance(self, n: int = 1) -> None: ...
-
-
 @dataclass
 class SplitSummary:
     samples: int = 0
@@ -76,18 +68,6 @@ class PrepareSummary:
     splits: dict[str, SplitSummary]
     written_now: int  # shards written by this call
     complete: bool  # manifest written
-
-
-@dataclass(frozen=True)
-class _Shard:
-    split: str
-    index: int
-    count: int
-    keys: list[str]
-
-    @property
-    def file(self) -> str:
-        return shard_name(self.split, self.index, self.count)
 
 
 def prepare(
@@ -125,7 +105,7 @@ def prepare(
             stale.unlink()
     if progress:
         progress.start(sum(len(s.keys) for s in mine))
-    loader = _SampleLoader(dataset, job["options"], src, core.resize, workers, source)
+    loader = SampleLoader(dataset, job["options"], src, core.resize, workers, source)
     with loader:
         for shard, samples, skipped in loader.shards(mine, progress):
             _write(out, shard, samples, skipped, source.facts)
@@ -175,26 +155,26 @@ def _claim_output(out: Path, job: dict[str, Any], resume: bool) -> None:
     atomic_write_text(job_file, json.dumps(job, indent=2) + "\n")
 
 
-def _plan(source: Any, splits: list[str], shard_size: int) -> list[_Shard]:
-    plan: list[_Shard] = []
+def _plan(source: Any, splits: list[str], shard_size: int) -> list[Shard]:
+    plan: list[Shard] = []
     for split in splits:
         keys = list(source.keys(split))
         if not keys:
             raise SpadekitError(f"Split {split!r} of {source.facts.name!r} has no samples; check --src or --splits.")
         count = math.ceil(len(keys) / shard_size)
-        plan += [_Shard(split, j, count, keys[j * shard_size : (j + 1) * shard_size]) for j in range(count)]
+        plan += [Shard(split, j, count, keys[j * shard_size : (j + 1) * shard_size]) for j in range(count)]
     return plan
 
 
-def _part_path(out: Path, shard: _Shard) -> Path:
+def _part_path(out: Path, shard: Shard) -> Path:
     return out / PARTS_DIR / f"{shard.file}.json"
 
 
-def _is_done(out: Path, shard: _Shard) -> bool:
+def _is_done(out: Path, shard: Shard) -> bool:
     return _part_path(out, shard).is_file() and (out / shard.file).is_file()
 
 
-def _write(out: Path, shard: _Shard, samples: list[Sample], skipped: list, facts: DatasetFacts) -> None:
+def _write(out: Path, shard: Shard, samples: list[Sample], skipped: list, facts: DatasetFacts) -> None:
     if samples and facts.has_instances != (samples[0].instance is not None):
         raise ValueError(f"{facts.name}: has_instances={facts.has_instances} but samples disagree")
     pixels = np.zeros(0, np.int64)
@@ -212,7 +192,7 @@ def _write(out: Path, shard: _Shard, samples: list[Sample], skipped: list, facts
     atomic_write_text(_part_path(out, shard), json.dumps(record) + "\n")
 
 
-def _finish(out: Path, facts: DatasetFacts, plan: list[_Shard], splits: list[str], resize, written_now: int):
+def _finish(out: Path, facts: DatasetFacts, plan: list[Shard], splits: list[str], resize, written_now: int):
     summary = {s: SplitSummary() for s in splits}
     shards: dict[str, list[ShardInfo]] = {s: [] for s in splits}
     for shard in plan:
@@ -233,93 +213,3 @@ def _finish(out: Path, facts: DatasetFacts, plan: list[_Shard], splits: list[str
     elif (out / MANIFEST_NAME).exists():
         (out / MANIFEST_NAME).unlink()
     return PrepareSummary(out, facts, summary, written_now, complete)
-
-
-class _SampleLoader:
-    """Loads (and resizes) samples in order, in worker processes when workers > 1."""
-
-    def __init__(self, dataset, options, src, resize, workers, source):
-        self.args = (dataset, options, src, resize)
-        self.workers = max(1, workers)
-        self.source = source
-        self.pool = None
-
-    def __enter__(self):
-        if self.workers > 1:
-            # spawn, not fork: a plugin may hold threads or CUDA state that must not be forked
-            ctx = multiprocessing.get_context("spawn")
-            self.pool = ctx.Pool(self.workers, initializer=_init_worker, initargs=self.args)
-        return self
-
-    def __exit__(self, *exc):
-        if self.pool is not None:
-            self.pool.terminate()
-            self.pool.join()
-
-    def shards(self, shards: list[_Shard], progress: Progress | None) -> Iterator[tuple[_Shard, list, list]]:
-        tasks = [(s.split, key) for s in shards for key in s.keys]
-        if self.pool is not None:
-            results = self.pool.imap(_load_in_worker, tasks, chunksize=2)
-        else:
-            _WORKER.update(source=self.source, resize=self.args[3])
-            results = map(_load_in_worker, tasks)
-        for shard in shards:
-            samples, skipped = [], []
-            for _ in shard.keys:
-                result = next(results)
-                if isinstance(result, Sample):
-                    samples.append(result)
-                else:
-                    skipped.append(result)
-                if progress:
-                    progress.advance()
-            yield shard, samples, skipped
-
-
-_WORKER: dict[str, Any] = {}
-
-
-def _init_worker(dataset: str, options: dict, src: Path | None, resize) -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    spec = registry.get("datasets", dataset)
-    _WORKER.update(source=spec.build(options, src=src), resize=resize)
-
-
-def _load_in_worker(task: tuple[str, str]) -> Sample | tuple[str, str]:
-    split, key = task
-    source = _WORKER["source"]
-    try:
-        sample = source.load(split, key)
-    except SkipSample as skip:
-        return (key, str(skip))
-    sample.check()
-    _check_label_ids(sample, source.facts, split)
-    if _WORKER["resize"]:
-        sample = resize_sample(sample, _WORKER["resize"])
-    return sample
-
-
-def _check_label_ids(sample: Sample, facts: DatasetFacts, split: str) -> None:
-    ids = np.unique(sample.label)
-    bad = [int(i) for i in ids if i >= facts.label_nc and i != facts.dontcare_id]
-    if bad:
-        dontcare = f" and don't-care id {facts.dontcare_id}" if facts.dontcare_id is not None else ""
-        raise SpadekitError(
-            f"Label map of sample {sample.key!r} ({split}) holds id {bad[0]}, but {facts.name!r} has ids "
-            f"0..{facts.label_nc - 1}{dontcare}; fix that label file or the dataset's class list."
-        )
-
-
-def resize_sample(sample: Sample, size: tuple[int, int]) -> Sample:
-    """Resize to (width, height): bicubic for the image, nearest for labels and instances (as SPADE)."""
-    if sample.label.shape == (size[1], size[0]):
-        return sample
-    image = np.asarray(Image.fromarray(sample.image).resize(size, Image.BICUBIC))
-    label = _resize_nearest(sample.label, size)
-    instance = None if sample.instance is None else _resize_nearest(sample.instance, size)
-    return Sample(sample.key, image, label, instance)
-
-
-def _resize_nearest(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    # PIL picks the mode from the dtype: L (uint8), I;16 (uint16), I (int32)
-    return np.asarray(Image.fromarray(array).resize(size, Image.NEAREST)).astype(array.dtype)

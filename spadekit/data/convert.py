@@ -1,0 +1,128 @@
+"""Reading source samples for `spadekit prepare`: in order, in worker processes, checked and resized."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from PIL import Image
+
+from spadekit import registry
+from spadekit.data.manifest import DatasetFacts
+from spadekit.data.sample import Sample, SkipSample
+from spadekit.data.shards import shard_name
+from spadekit.errors import SpadekitError
+
+
+class Progress(Protocol):
+    def start(self, total: int) -> None: ...
+    def advance(self, n: int = 1) -> None: ...
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard `index` of `count` in a split, and the keys of the samples it holds."""
+
+    split: str
+    index: int
+    count: int
+    keys: list[str]
+
+    @property
+    def file(self) -> str:
+        return shard_name(self.split, self.index, self.count)
+
+
+class SampleLoader:
+    """Loads (and resizes) samples in order, in worker processes when workers > 1."""
+
+    def __init__(self, dataset, options, src, resize, workers, source):
+        self.args = (dataset, options, src, resize)
+        self.workers = max(1, workers)
+        self.source = source
+        self.pool = None
+
+    def __enter__(self):
+        if self.workers > 1:
+            # spawn, not fork: a plugin may hold threads or CUDA state that must not be forked
+            ctx = multiprocessing.get_context("spawn")
+            self.pool = ctx.Pool(self.workers, initializer=_init_worker, initargs=self.args)
+        return self
+
+    def __exit__(self, *exc):
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+
+    def shards(self, shards: list[Shard], progress: Progress | None) -> Iterator[tuple[Shard, list, list]]:
+        tasks = [(s.split, key) for s in shards for key in s.keys]
+        if self.pool is not None:
+            results = self.pool.imap(_load_in_worker, tasks, chunksize=2)
+        else:
+            _WORKER.update(source=self.source, resize=self.args[3])
+            results = map(_load_in_worker, tasks)
+        for shard in shards:
+            samples, skipped = [], []
+            for _ in shard.keys:
+                result = next(results)
+                if isinstance(result, Sample):
+                    samples.append(result)
+                else:
+                    skipped.append(result)
+                if progress:
+                    progress.advance()
+            yield shard, samples, skipped
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(dataset: str, options: dict, src: Path | None, resize) -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    spec = registry.get("datasets", dataset)
+    _WORKER.update(source=spec.build(options, src=src), resize=resize)
+
+
+def _load_in_worker(task: tuple[str, str]) -> Sample | tuple[str, str]:
+    split, key = task
+    source = _WORKER["source"]
+    try:
+        sample = source.load(split, key)
+    except SkipSample as skip:
+        return (key, str(skip))
+    sample.check()
+    _check_label_ids(sample, source.facts, split)
+    if _WORKER["resize"]:
+        sample = resize_sample(sample, _WORKER["resize"])
+    return sample
+
+
+def _check_label_ids(sample: Sample, facts: DatasetFacts, split: str) -> None:
+    ids = np.unique(sample.label)
+    bad = [int(i) for i in ids if i >= facts.label_nc and i != facts.dontcare_id]
+    if bad:
+        dontcare = f" and don't-care id {facts.dontcare_id}" if facts.dontcare_id is not None else ""
+        raise SpadekitError(
+            f"Label map of sample {sample.key!r} ({split}) holds id {bad[0]}, but {facts.name!r} has ids "
+            f"0..{facts.label_nc - 1}{dontcare}; fix that label file or the dataset's class list."
+        )
+
+
+def resize_sample(sample: Sample, size: tuple[int, int]) -> Sample:
+    """Resize to (width, height): bicubic for the image, nearest for labels and instances (as SPADE)."""
+    if sample.label.shape == (size[1], size[0]):
+        return sample
+    image = np.asarray(Image.fromarray(sample.image).resize(size, Image.BICUBIC))
+    label = _resize_nearest(sample.label, size)
+    instance = None if sample.instance is None else _resize_nearest(sample.instance, size)
+    return Sample(sample.key, image, label, instance)
+
+
+def _resize_nearest(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    # PIL picks the mode from the dtype: L (uint8), I;16 (uint16), I (int32)
+    return np.asarray(Image.fromarray(array).resize(size, Image.NEAREST)).astype(array.dtype)
