@@ -146,7 +146,8 @@ def describe_validation_error(err: ValidationError, model: type[BaseModel], wher
         hint = difflib.get_close_matches(str(first["loc"][-1]), valid, n=1)
         nearest = f"did you mean {hint[0]!r}? " if hint else ""
         return f"Unknown key {loc!r} in {where}; {nearest}valid keys: {', '.join(valid)}."
-    return f"Invalid value for {loc!r} in {where}: {first['msg']} (got {first.get('input')!r})."
+    message = first["msg"].removeprefix("Value error, ")
+    return f"Invalid value for {loc!r} in {where}: {message} (got {first.get('input')!r})."
 
 
 def _field_names(model: type[BaseModel], path: tuple) -> list[str]:

@@ -95,6 +95,13 @@ def test_unknown_setting_names_the_nearest_option(tmp_path):
         prepare("toyscapes", tmp_path / "x", settings={"num_trian": 3})
 
 
+@pytest.mark.parametrize("key,value", [("shard_size", 0), ("resize", "big"), ("size", 9999)])
+def test_bad_setting_value_is_a_user_error_naming_the_key(tmp_path, key, value):
+    with pytest.raises(SpadekitError, match=f"'{key}'"):
+        prepare("toyscapes", tmp_path / "x", settings={key: value})
+    assert not (tmp_path / "x").exists()  # nothing half-written
+
+
 def test_unknown_split_lists_the_available_ones(tmp_path):
     with pytest.raises(SpadekitError, match="train, val"):
         prepare("toyscapes", tmp_path / "x", splits=["test"], settings=dict(TOY_SETTINGS))

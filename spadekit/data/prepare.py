@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from spadekit import registry
 from spadekit.data.convert import Progress, SampleLoader, Shard
@@ -48,7 +48,7 @@ class PrepareOptions(BaseModel):
             try:
                 return (int(w), int(h or w))
             except ValueError:
-                raise ValueError(f"expected N or WxH, e.g. 256 or 512x256, got {value!r}") from None
+                raise ValueError("expected N or WxH, e.g. 256 or 512x256") from None
         return value
 
 
@@ -115,7 +115,10 @@ def prepare(
 def _split_settings(settings: dict[str, Any], spec: registry.PluginSpec) -> tuple[PrepareOptions, BaseModel]:
     """`--set` keys that name shard settings go to PrepareOptions, the rest to the plugin's options."""
     core_keys = set(PrepareOptions.model_fields)
-    core = PrepareOptions.model_validate({k: v for k, v in settings.items() if k in core_keys})
+    try:
+        core = PrepareOptions.model_validate({k: v for k, v in settings.items() if k in core_keys})
+    except ValidationError as err:
+        raise SpadekitError(registry.describe_validation_error(err, PrepareOptions, "--set")) from None
     plugin_values = {k: v for k, v in settings.items() if k not in core_keys}
     try:
         return core, spec.parse_options(plugin_values)
