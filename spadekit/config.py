@@ -20,11 +20,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from spadekit import registry
 from spadekit.errors import SpadekitError
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
+from spadekit.toml import tomllib
 
 _SECTION = ConfigDict(extra="forbid")
 

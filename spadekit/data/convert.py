@@ -103,8 +103,7 @@ def _load_in_worker(task: tuple[str, str]) -> Sample | tuple[str, str]:
 
 
 def _check_label_ids(sample: Sample, facts: DatasetFacts, split: str) -> None:
-    ids = np.unique(sample.label)
-    bad = [int(i) for i in ids if i >= facts.label_nc and i != facts.dontcare_id]
+    bad = facts.invalid_label_ids(sample.label)
     if bad:
         dontcare = f" and don't-care id {facts.dontcare_id}" if facts.dontcare_id is not None else ""
         raise SpadekitError(

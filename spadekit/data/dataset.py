@@ -5,7 +5,7 @@ crop is reproducible, changes with the epoch and does not depend on the number o
 train=False there is no flip, but the crop position is still drawn, as official `get_params` does (the
 official test options set load_size = crop_size, so the crop then covers the whole resized image).
 
-Workers send compact items (uint8 image and label, int32 instance map): moving a batch between processes
+Workers send compact items (uint8 image and label, uint16 instance map where ids fit): moving a batch between processes
 costs about as much as preparing it, and float32 images, int64 labels and float edges are 3.5x the bytes.
 `finish` then makes the training tensors on the consumer's device, as the official model's
 `preprocess_input` computes edges on the GPU; the loader of `make_loader` applies it to every batch.
@@ -85,15 +85,11 @@ class ShardDataset(Dataset):
         }
 
     def _check_labels(self, sample: Sample) -> None:
-        label = sample.label
-        if int(label.max()) < self.label_nc:  # the common case costs one max()
-            return
-        bad = np.unique(label[label >= self.label_nc])
-        bad = bad[bad != self.dontcare_id] if self.dontcare_id is not None else bad
-        if bad.size:
+        bad = self.reader.facts.invalid_label_ids(sample.label)
+        if bad:
             dontcare = f" (don't-care id {self.dontcare_id})" if self.dontcare_id is not None else ""
             raise SpadekitError(
-                f"label id {int(bad[0])} in sample {sample.key!r} exceeds the dataset's {self.label_nc} "
+                f"label id {bad[0]} in sample {sample.key!r} exceeds the dataset's {self.label_nc} "
                 f"classes{dontcare}; fix the converter's class mapping or the class list and re-run "
                 "`spadekit prepare`."
             )

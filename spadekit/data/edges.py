@@ -16,7 +16,7 @@ def instance_edges(instance: torch.Tensor) -> torch.Tensor:
 
 
 def instance_edges_np(instance: np.ndarray) -> np.ndarray:
-    """Numpy twin of `instance_edges` (same semantics), for `data show` without torch."""
+    """Numpy twin of `instance_edges` (same semantics), for numpy arrays (`data show`)."""
     return _mark(instance, np.zeros(instance.shape, dtype=bool)).astype(np.float32)
 
 

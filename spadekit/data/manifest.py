@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from spadekit.errors import SpadekitError
@@ -35,6 +36,12 @@ class DatasetFacts(BaseModel):
     def label_nc(self) -> int:
         """Number of semantic classes, not counting the don't-care label (SPADE's `label_nc`)."""
         return len(self.class_names)
+
+    def invalid_label_ids(self, label: np.ndarray) -> list[int]:
+        """The ids in a label map that are neither a class nor the don't-care id (usually none)."""
+        if label.size == 0 or int(label.max()) < self.label_nc:  # the common case costs one max()
+            return []
+        return [int(i) for i in np.unique(label[label >= self.label_nc]) if i != self.dontcare_id]
 
 
 class ShardInfo(BaseModel):

@@ -107,16 +107,16 @@ class ShardFile:
         return "instance" in self._open()
 
     def read(self, i: int) -> Sample:
-        f = self._open()
+        self._open()
         h, w = (int(v) for v in self._shapes[i])
-        image = self._slice(f, "image", i).reshape(h, w, 3)
-        label = self._slice(f, "label", i).reshape(h, w)
+        image = self._slice("image", i).reshape(h, w, 3)
+        label = self._slice("label", i).reshape(h, w)
         instance = None
         if "instance" in self._offsets:
-            instance = self._slice(f, "instance", i).reshape(h, w).astype(np.int32)
+            instance = self._slice("instance", i).reshape(h, w).astype(np.int32)
         return Sample(self._keys[i], image, label, instance)
 
-    def _slice(self, f: h5py.File, name: str, i: int) -> np.ndarray:
+    def _slice(self, name: str, i: int) -> np.ndarray:
         offsets = self._offsets[name]
         return np.array(self._arrays[name][offsets[i] : offsets[i + 1]])
 

@@ -138,8 +138,7 @@ def transform_image(image: np.ndarray, plan: Plan) -> torch.Tensor:
 
 
 def crop_flip(resized: torch.Tensor, plan: Plan) -> torch.Tensor:
-    """Crop and flip a resized uint8 3 x H x W image. Without padding the crop is a view and the flip
-    the only copy, so the float conversion that follows is the one full pass over the pixels."""
+    """Crop and flip a resized uint8 3 x H x W image; without padding the crop is a view (no copy)."""
     if plan.rows.min() < 0 or plan.cols.min() < 0:  # rare: scale_width_and_crop on a too-short image
         hwc = resized.permute(1, 2, 0).numpy()
         return torch.from_numpy(_gather(hwc, plan.rows, plan.cols)).permute(2, 0, 1)

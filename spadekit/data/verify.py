@@ -76,8 +76,7 @@ def _content_problem(path: Path, split: str, shard: ShardInfo, facts: DatasetFac
 def _record_problem(reader: ShardFile, i: int, facts: DatasetFacts) -> str | None:
     sample = reader.read(i)
     sample.check()
-    ids = np.unique(sample.label)
-    bad = [int(v) for v in ids if v >= facts.label_nc and v != facts.dontcare_id]
+    bad = facts.invalid_label_ids(sample.label)
     if bad:
         return f"sample {sample.key!r} has label id {bad[0]} outside the {facts.label_nc} classes"
     return None
