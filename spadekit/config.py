@@ -34,8 +34,9 @@ class DataSection(BaseModel):
     crop_size: int = Field(256, gt=0)
     aspect_ratio: float = Field(1.0, gt=0)
     flip: bool = True
-    batch_size: int = Field(1, gt=0)
+    batch_size: int = Field(1, gt=0)  # the global batch: split evenly over the training processes
     num_workers: int = Field(4, ge=0)
+    use_instance: bool = True  # feed instance edges to the generator when the dataset has instance maps
 
 
 class ModelSection(BaseModel):
@@ -90,6 +91,9 @@ class TrainSection(BaseModel):
     log_every: int = Field(100, gt=0)
     sample_every: int = Field(1000, gt=0)
     checkpoint_every: int = Field(5000, gt=0)
+    keep_checkpoints: int = Field(3, gt=0)  # older step checkpoints are deleted
+    sample_rows: int = Field(8, gt=0, le=8)  # rows of each sample grid (label | generated | real)
+    init_from: Path | None = None  # fine-tuning: start from this run directory's weights, fresh optimizers
 
     @model_validator(mode="after")
     def _decay_within_epochs(self) -> TrainSection:

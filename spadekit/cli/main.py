@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from spadekit import __version__
-from spadekit.cli import data, plugins, prepare, recipe
+from spadekit.cli import data, plugins, prepare, recipe, train
 from spadekit.cli.common import err_console
 from spadekit.errors import SpadekitError
 
@@ -23,6 +23,7 @@ app.command("plugins")(plugins.plugins_command)
 app.command("prepare")(prepare.prepare_command)
 app.add_typer(data.app, name="data")
 app.add_typer(recipe.app, name="recipe")
+app.command("train")(train.train_command)
 
 _state = {"debug": False}
 

@@ -13,6 +13,7 @@ costs about as much as preparing it, and float32 images, int64 labels and float 
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +126,24 @@ class EpochShuffle(Sampler):
         return iter(torch.randperm(self.n, generator=generator).tolist())
 
 
+class ResumableSampler(Sampler):
+    """Another sampler's order from its `skip`-th index on: a resumed run continues mid-epoch with exactly
+    the batches an uninterrupted run would have seen."""
+
+    def __init__(self, inner: Sampler):
+        self.inner, self.skip = inner, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.inner, "set_epoch"):
+            self.inner.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return max(0, len(self.inner) - self.skip)
+
+    def __iter__(self):
+        return itertools.islice(iter(self.inner), self.skip, None)
+
+
 class EpochLoader(DataLoader):
     """A DataLoader that yields finished batches (see `finish`) on `device`, and whose `set_epoch`
     reseeds the crops/flips and the shuffle order for that epoch."""
@@ -135,10 +154,17 @@ class EpochLoader(DataLoader):
         for batch in super().__iter__():
             yield finish(batch, self.device)
 
-    def set_epoch(self, epoch: int) -> None:
+    @property
+    def batches_per_epoch(self) -> int:
+        """Batches of a whole epoch, whatever `set_epoch(..., skip_batches)` skips."""
+        n = len(self.sampler.inner)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def set_epoch(self, epoch: int, skip_batches: int = 0) -> None:
+        """Prepare epoch `epoch`; with `skip_batches`, start after that many of its batches (resume)."""
         self.dataset.set_epoch(epoch)
-        if hasattr(self.sampler, "set_epoch"):
-            self.sampler.set_epoch(epoch)
+        self.sampler.set_epoch(epoch)
+        self.sampler.skip = skip_batches * self.batch_size
 
 
 def make_loader(dataset: ShardDataset, batch_size: int, num_workers: int = 0, shuffle: bool = True,
@@ -153,7 +179,8 @@ def make_loader(dataset: ShardDataset, batch_size: int, num_workers: int = 0, sh
     loader = EpochLoader(
         dataset,
         batch_size=batch_size,
-        sampler=sampler,
+        sampler=ResumableSampler(sampler),
+        generator=torch.Generator(),  # worker seeds must not consume the global RNG (exact resume)
         num_workers=num_workers,
         drop_last=drop_last,
         persistent_workers=num_workers > 0,

@@ -1,0 +1,93 @@
+"""The SPADE generator (paper Figure 12; official `SPADEGenerator`), with official submodule names."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from spadekit.generator import GeneratorContext
+from spadekit.nn.encoder import ConvEncoder
+from spadekit.nn.layers import conv2d, linear
+from spadekit.nn.resblock import SPADEResBlock
+from spadekit.nn.spade import resize_segmap
+from spadekit_plugins.spade.spec import SpadeOptions
+
+UPSAMPLINGS = {"normal": 5, "more": 6, "most": 7}
+
+
+class SPADEGenerator(nn.Module):
+    """A 16*ngf x sh x sw tensor (from the downsampled segmap, or from a latent z) goes through SPADE
+    residual blocks, each followed by 2x nearest upsampling, down to ngf channels, then a 3x3 conv to RGB."""
+
+    def __init__(self, options: SpadeOptions, context: GeneratorContext):
+        super().__init__()
+        self.options = options
+        nf, label_nc = options.ngf, context.semantic_nc
+        self.num_up = UPSAMPLINGS[options.num_upsampling_layers]
+        height, width = context.image_size
+        self.sh, self.sw = height >> self.num_up, width >> self.num_up
+        if self.sh < 1 or self.sw < 1 or self.sh << self.num_up != height or self.sw << self.num_up != width:
+            raise ValueError(
+                f"image size {width}x{height} is not a multiple of 2**{self.num_up} in both sides; choose a "
+                f"crop size and aspect ratio that are, or fewer upsampling layers"
+            )
+        self.z_dim = options.z_dim if options.input == "noise" else None
+        if self.z_dim is not None:
+            self.fc = linear(self.z_dim, 16 * nf * self.sh * self.sw)
+        else:
+            self.fc = conv2d(label_nc, 16 * nf, 3)
+        block = dict(label_nc=label_nc, norm=options.norm, kernel_size=options.kernel_size,
+                     hidden=options.hidden, spectral=options.spectral)
+        self.head_0 = SPADEResBlock(16 * nf, 16 * nf, **block)
+        self.G_middle_0 = SPADEResBlock(16 * nf, 16 * nf, **block)
+        self.G_middle_1 = SPADEResBlock(16 * nf, 16 * nf, **block)
+        self.up_0 = SPADEResBlock(16 * nf, 8 * nf, **block)
+        self.up_1 = SPADEResBlock(8 * nf, 4 * nf, **block)
+        self.up_2 = SPADEResBlock(4 * nf, 2 * nf, **block)
+        self.up_3 = SPADEResBlock(2 * nf, nf, **block)
+        final_nc = nf
+        if options.num_upsampling_layers == "most":
+            self.up_4 = SPADEResBlock(nf, nf // 2, **block)
+            final_nc = nf // 2
+        self.conv_img = conv2d(final_nc, 3, 3)
+        self.encoder = ConvEncoder(nf, options.z_dim) if options.use_vae else None
+
+    def forward(self, semantics: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        x = self._head_input(semantics, z)
+        segmaps = _SegmapPyramid(semantics)
+        x = self.head_0(x, segmaps(x))
+        x = _up(x)
+        x = self.G_middle_0(x, segmaps(x))
+        if self.num_up > 5:
+            x = _up(x)
+        x = self.G_middle_1(x, segmaps(x))
+        for name in ("up_0", "up_1", "up_2", "up_3") + (("up_4",) if self.num_up > 6 else ()):
+            x = _up(x)
+            x = getattr(self, name)(x, segmaps(x))
+        return torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))
+
+    def _head_input(self, semantics: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
+        if self.z_dim is None:
+            return self.fc(resize_segmap(semantics, (self.sh, self.sw)))
+        if z is None:  # sample from the prior (the official code fails here on CPU)
+            z = torch.randn(semantics.shape[0], self.z_dim, device=semantics.device, dtype=semantics.dtype)
+        return self.fc(z).view(-1, 16 * self.options.ngf, self.sh, self.sw)
+
+
+def _up(x: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x, scale_factor=2, mode="nearest")
+
+
+class _SegmapPyramid:
+    """The semantics nearest-resized once per feature size, shared by every SPADE at that size."""
+
+    def __init__(self, semantics: torch.Tensor):
+        self.semantics = semantics
+        self.cache: dict[tuple[int, int], torch.Tensor] = {}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        size = tuple(x.shape[-2:])
+        if size not in self.cache:
+            self.cache[size] = resize_segmap(self.semantics, size)
+        return self.cache[size]

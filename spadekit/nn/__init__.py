@@ -1,0 +1,1 @@
+"""Shared network blocks for generator plugins."""

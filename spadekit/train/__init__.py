@@ -1,0 +1,1 @@
+"""Training: the loop, distributed setup, checkpoints, EMA, logging."""

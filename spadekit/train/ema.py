@@ -1,0 +1,55 @@
+"""Exponential moving average of a model's weights (the generator that bench and synth use)."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside DistributedDataParallel and torch.compile wrappers; the model itself otherwise."""
+    if isinstance(model, nn.parallel.DistributedDataParallel):
+        return unwrap(model.module)
+    compiled = getattr(model, "_orig_mod", None)  # torch.compile keeps the original module here
+    return unwrap(compiled) if isinstance(compiled, nn.Module) else model
+
+
+class EMA:
+    """A frozen copy of a model whose floating tensors follow the model's as ema = decay*ema + (1-decay)*model."""
+
+    def __init__(self, model: nn.Module):
+        self._module = copy.deepcopy(unwrap(model)).eval().requires_grad_(False)
+        for param in self._module.parameters():
+            param.grad = None  # deepcopy carries gradients along; the average never needs them
+
+    @property
+    def module(self) -> nn.Module:
+        return self._module
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, decay: float) -> None:
+        """Move every floating parameter and buffer towards the model's; copy integer buffers (step counters)."""
+        source = unwrap(model)
+        pairs = _matched(self._module.named_parameters(), source.named_parameters())
+        pairs += _matched(self._module.named_buffers(), source.named_buffers())
+        floating = [(e, m) for e, m in pairs if e.is_floating_point()]
+        if floating:
+            averages, currents = zip(*floating, strict=True)
+            torch._foreach_lerp_(list(averages), list(currents), 1.0 - decay)
+        for average, current in pairs:
+            if not average.is_floating_point():
+                average.copy_(current)
+
+    def state_dict(self) -> dict:
+        return self._module.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self._module.load_state_dict(state)
+
+
+def _matched(averages, currents) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Pair tensors by name (parametrized modules such as spectral norm keep their names through deepcopy)."""
+    current = dict(currents)
+    return [(tensor, current[name]) for name, tensor in averages]

@@ -1,0 +1,291 @@
+"""The training loop: set up, resume, then alternate one generator and one discriminator step.
+
+`train()` prepares the run directory and launches `run_worker` on every process (see
+`spadekit.train.distributed`); `run_worker` reads top to bottom: data, networks, optimizers, resume,
+the loop, the final checkpoint.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+
+from spadekit.cli.common import console, progress_bar
+from spadekit.config import Recipe
+from spadekit.data.palette import colour_lut
+from spadekit.errors import SpadekitError
+from spadekit.nn.semantics import to_semantics
+from spadekit.run import DISCRIMINATOR, GENERATOR, load_state
+from spadekit.run import EMA as EMA_KEY
+from spadekit.train import build
+from spadekit.train.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    prune_checkpoints,
+    restore_rng_states,
+    rng_states,
+    save_step_checkpoint,
+)
+from spadekit.train.distributed import DistEnv, all_reduce_mean, launch
+from spadekit.train.ema import EMA
+from spadekit.train.logger import RunLogger
+from spadekit.train.objective import GeneratorStep, Objective
+from spadekit.train.rundir import prepare_run_dir
+from spadekit.train.schedule import make_schedulers
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """Everything a worker process needs (picklable: it travels to spawned processes)."""
+
+    recipe: Recipe
+    run_dir: Path
+    resume: bool = False
+
+
+@dataclass
+class Counters:
+    step: int = 0  # optimizer steps done (one G and one D update each)
+    epoch: int = 0  # the epoch in progress
+    epoch_step: int = 0  # steps done within that epoch
+
+
+def train(job: TrainJob, gpus: int = 1, nnodes: int = 1, node_rank: int = 0, master_addr: str = "127.0.0.1",
+          master_port: int | None = None) -> None:
+    if node_rank == 0:
+        prepare_run_dir(job.recipe, job.run_dir, job.resume)
+    launch(run_worker, job, gpus, nnodes, node_rank, master_addr, master_port)
+
+
+def run_worker(env: DistEnv, job: TrainJob) -> None:
+    recipe, t = job.recipe, job.recipe.train
+    build.check_precision(t.precision, env.device)
+    loader = build.train_loader(recipe, env)
+    facts = loader.dataset.reader.facts
+    context = build.generator_context(recipe, facts)
+    nets = build.build_networks(recipe, context, env)
+    ema = EMA(nets.generator) if t.ema_decay > 0 else None
+    opt_G = build.adam(nets.generator.parameters(), recipe.optim.lr_G, recipe)
+    opt_D = build.adam(nets.discriminator.parameters(), recipe.optim.lr_D, recipe)
+    schedulers = make_schedulers([opt_G, opt_D], t.epochs, t.decay_epochs)
+    scalers = [torch.amp.GradScaler("cuda", enabled=t.precision == "fp16") for _ in range(2)]
+    g_step, discriminator = GeneratorStep(nets.generator), nets.discriminator
+    if env.distributed:
+        ids = [env.device.index] if env.device.type == "cuda" else None
+        g_step = DistributedDataParallel(g_step, device_ids=ids)
+        discriminator = DistributedDataParallel(discriminator, device_ids=ids)
+    objective = Objective(g_step, discriminator, recipe.loss, nets.vgg)
+    parts = _Parts(nets.generator, nets.discriminator, ema, opt_G, opt_D, schedulers, scalers)
+
+    counters = Counters()
+    if job.resume:
+        counters = _resume(parts, job.run_dir, env)
+    else:
+        if t.init_from is not None:
+            _init_from(parts, Path(t.init_from))
+        torch.manual_seed(t.seed * 1000 + env.rank)  # different latents and noise on each rank
+    total = min(t.epochs * loader.batches_per_epoch, t.max_steps or float("inf"))
+    logger = RunLogger(job.run_dir, env.is_main, resume_step=counters.step if job.resume else None)
+    samples = build.sample_batch(recipe, env.device) if env.is_main else None
+    meter = _Meter()
+    with _Progress(env.is_main, total, counters.step) as progress:
+        while counters.step < total:
+            loader.set_epoch(counters.epoch, skip_batches=counters.epoch_step)
+            for batch in loader:
+                semantics = to_semantics(batch["label"], batch["edge"], context.space)
+                with build.autocast(t.precision, env.device):
+                    losses_G, _ = objective.generator_losses(semantics, batch["image"])
+                _update(opt_G, scalers[0], losses_G)
+                with build.autocast(t.precision, env.device):
+                    losses_D = objective.discriminator_losses(semantics, batch["image"])
+                _update(opt_D, scalers[1], losses_D)
+                _stop_unless_finite({**losses_G, **losses_D}, counters.step + 1, job.run_dir, env)
+                if ema is not None:
+                    ema.update(nets.generator, t.ema_decay)
+                counters.step += 1
+                counters.epoch_step += 1
+                meter.add({**losses_G, **losses_D}, batch["image"].shape[0] * env.world_size)
+                progress.advance(meter.latest)
+                if counters.step % t.log_every == 0 or counters.step == total:
+                    logger.log(counters.step, {**meter.flush(env), **_lrs(opt_G, opt_D), "epoch": counters.epoch})
+                if counters.step % t.sample_every == 0 or counters.step == total:
+                    _save_samples(logger, counters.step, parts, samples, context, facts, t.precision, env)
+                if counters.step % t.checkpoint_every == 0 or counters.step == total:
+                    _checkpoint(parts, counters, job, env)
+                if counters.step >= total:
+                    break
+            else:
+                counters.epoch, counters.epoch_step = counters.epoch + 1, 0
+                for scheduler in schedulers:
+                    scheduler.step()
+    logger.close()
+    if env.is_main:
+        console.print(f"[green]done:[/] {counters.step} steps; run directory {job.run_dir} "
+                      f"(try `spadekit synth MASK.png --run {job.run_dir}`)")
+
+
+@dataclass
+class _Parts:
+    """What a checkpoint saves and restores."""
+
+    generator: nn.Module
+    discriminator: nn.Module
+    ema: EMA | None
+    opt_G: torch.optim.Optimizer
+    opt_D: torch.optim.Optimizer
+    schedulers: list
+    scalers: list
+
+
+def _update(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, losses: dict[str, Tensor]) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(sum(losses.values())).backward()
+    scaler.step(optimizer)
+    scaler.update()
+
+
+def _stop_unless_finite(losses: dict[str, Tensor], step: int, run_dir: Path, env: DistEnv) -> None:
+    """Stop every rank, before anything is saved, when a loss is NaN or infinite on any rank."""
+    finite = torch.stack([v.detach().float() for v in losses.values()]).isfinite().all().float()
+    if env.distributed:
+        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+    if finite.item() == 0:
+        bad = ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items() if not torch.isfinite(v))
+        last = latest_checkpoint(run_dir)
+        kept = f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
+        raise SpadekitError(f"Training diverged at step {step} ({bad or 'on another rank'}); {kept}. Lower the "
+                            "learning rates or use train.precision = 'fp32', then resume with --resume.")
+
+
+def _lrs(opt_G, opt_D) -> dict[str, float]:
+    return {"lr_G": opt_G.param_groups[0]["lr"], "lr_D": opt_D.param_groups[0]["lr"]}
+
+
+def _state(parts: _Parts, counters: Counters, job: TrainJob, rng: list) -> dict:
+    return {
+        "step": counters.step, "epoch": counters.epoch, "epoch_step": counters.epoch_step,
+        GENERATOR: parts.generator.state_dict(),
+        DISCRIMINATOR: parts.discriminator.state_dict(),
+        EMA_KEY: parts.ema.state_dict() if parts.ema is not None else None,
+        "opt_G": parts.opt_G.state_dict(), "opt_D": parts.opt_D.state_dict(),
+        "schedulers": [s.state_dict() for s in parts.schedulers],
+        "scalers": [s.state_dict() for s in parts.scalers],
+        "rng": rng,  # one entry per rank
+        "config": job.recipe.resolved_toml(),
+    }
+
+
+def _checkpoint(parts: _Parts, counters: Counters, job: TrainJob, env: DistEnv) -> None:
+    rng = [None] * env.world_size
+    if env.distributed:
+        dist.all_gather_object(rng, rng_states())
+    else:
+        rng = [rng_states()]
+    if env.is_main:
+        save_step_checkpoint(job.run_dir, counters.step, _state(parts, counters, job, rng))
+        prune_checkpoints(job.run_dir, job.recipe.train.keep_checkpoints)
+    if env.distributed:
+        dist.barrier()
+
+
+def _resume(parts: _Parts, run_dir: Path, env: DistEnv) -> Counters:
+    path = latest_checkpoint(run_dir)
+    state = load_checkpoint(path)
+    load_state(parts.generator, state[GENERATOR], f"{path} [{GENERATOR}]")
+    load_state(parts.discriminator, state[DISCRIMINATOR], f"{path} [{DISCRIMINATOR}]")
+    if parts.ema is not None and state.get(EMA_KEY) is not None:
+        parts.ema.load_state_dict(state[EMA_KEY])
+    if "opt_G" in state:  # absent in weights-only (imported) checkpoints
+        parts.opt_G.load_state_dict(state["opt_G"])
+        parts.opt_D.load_state_dict(state["opt_D"])
+        for obj, saved in zip(parts.schedulers + parts.scalers, state["schedulers"] + state["scalers"], strict=True):
+            obj.load_state_dict(saved)
+    rng = state.get("rng") or []
+    if len(rng) == env.world_size:
+        restore_rng_states(rng[env.rank])
+    return Counters(state.get("step", 0), state.get("epoch", 0), state.get("epoch_step", 0))
+
+
+def _init_from(parts: _Parts, source: Path) -> None:
+    """Fine-tuning: the weights of another run's latest checkpoint; optimizers and counters start fresh."""
+    path = latest_checkpoint(source)
+    if path is None:
+        raise SpadekitError(f"train.init_from = {source} has no checkpoint; give a run directory that has one.")
+    state = load_checkpoint(path)
+    load_state(parts.generator, state[GENERATOR], f"{path} [{GENERATOR}]")
+    if state.get(DISCRIMINATOR) is not None:
+        load_state(parts.discriminator, state[DISCRIMINATOR], f"{path} [{DISCRIMINATOR}]")
+    if parts.ema is not None:
+        parts.ema.load_state_dict(state.get(EMA_KEY) or state[GENERATOR])
+
+
+@torch.no_grad()
+def _save_samples(logger, step, parts, samples, context, facts, precision, env) -> None:
+    if not env.is_main:
+        return
+    generator = parts.ema.module if parts.ema is not None else parts.generator
+    was_training = generator.training
+    generator.eval()
+    semantics = to_semantics(samples["label"], samples["edge"], context.space)
+    z = generator.encoder(samples["image"])[0] if generator.encoder is not None else None  # the style's mean
+    with build.autocast(precision, env.device):
+        fake = generator(semantics, z)
+    generator.train(was_training)
+    labels = samples["label"][:, 0].clamp(max=len(facts.class_names)).cpu().numpy()
+    label_rgb = torch.from_numpy(colour_lut(facts)[labels]).permute(0, 3, 1, 2)
+    logger.save_samples(step, label_rgb, fake, samples["image"])
+
+
+class _Meter:
+    """Running sums of the losses between log lines, and the images/s rate."""
+
+    def __init__(self):
+        self.sums: dict[str, Tensor] = {}
+        self.count = 0
+        self.images = 0
+        self.start = time.perf_counter()
+        self.latest: dict[str, Tensor] = {}
+
+    def add(self, losses: dict[str, Tensor], images: int) -> None:
+        for name, value in losses.items():
+            self.sums[name] = self.sums.get(name, 0) + value.detach().float()
+        self.count += 1
+        self.images += images
+        self.latest = losses
+
+    def flush(self, env: DistEnv) -> dict[str, float]:
+        means = all_reduce_mean({k: v / self.count for k, v in self.sums.items()}, env)
+        means["images_per_s"] = self.images / max(time.perf_counter() - self.start, 1e-9)
+        self.__init__()
+        return means
+
+
+@dataclass
+class _Progress:
+    """A rich progress bar with the latest losses, on the main rank only."""
+
+    enabled: bool
+    total: int
+    done: int
+    _bar: object = field(default=None, init=False)
+
+    def __enter__(self):
+        if self.enabled:
+            self._bar = progress_bar("step").__enter__()
+            self._task = self._bar.add_task("training", total=self.total, completed=self.done)
+        return self
+
+    def advance(self, losses: dict[str, Tensor]) -> None:
+        if self._bar is not None:
+            text = " ".join(f"{k} {v.item():.3f}" for k, v in losses.items())
+            self._bar.update(self._task, advance=1, description=f"training  {text}")
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)

@@ -1,0 +1,59 @@
+"""Setting up a run directory before training: new, resumed or fine-tuned, and consistent with its recipe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from spadekit import registry
+from spadekit.config import Recipe, load_recipe
+from spadekit.data.manifest import Manifest
+from spadekit.errors import SpadekitError
+from spadekit.fileio import atomic_write_text
+from spadekit.run import RunInfo
+from spadekit.train.build import shards_of
+from spadekit.train.checkpoint import latest_checkpoint
+
+CONFIG = "config.toml"
+# keys that may change when a run is resumed: they do not change what is computed
+RESUMABLE_CHANGES = {
+    "train.max_steps", "train.log_every", "train.sample_every", "train.checkpoint_every",
+    "train.keep_checkpoints", "data.num_workers",
+}
+
+
+def prepare_run_dir(recipe: Recipe, run_dir: Path, resume: bool) -> None:
+    """Check that `run_dir` can start or continue this recipe, then write config.toml and run.json."""
+    run_dir = Path(run_dir)
+    checkpoint = latest_checkpoint(run_dir)
+    if resume and checkpoint is None:
+        raise SpadekitError(f"--resume was given but {run_dir} has no checkpoint to resume; drop --resume to "
+                            "start a new run there.")
+    if not resume and checkpoint is not None:
+        raise SpadekitError(f"{run_dir} already holds a run ({checkpoint.name}); pass --resume to continue it "
+                            "or --run-dir NEW_DIR to start another.")
+    if resume:
+        _check_same_recipe(recipe, run_dir)
+    manifest = Manifest.load(shards_of(recipe))
+    entry = registry.entries("generators")[recipe.model.name]
+    info = RunInfo(generator=recipe.model.name, generator_version=entry.version, options=recipe.model.options,
+                   facts=manifest.dataset, use_instance=recipe.data.use_instance,
+                   crop_size=recipe.data.crop_size, aspect_ratio=recipe.data.aspect_ratio)
+    info.save(run_dir)
+    atomic_write_text(run_dir / CONFIG, recipe.resolved_toml())
+
+
+def _check_same_recipe(recipe: Recipe, run_dir: Path) -> None:
+    saved_path = run_dir / CONFIG
+    if not saved_path.is_file():
+        return  # e.g. an imported run: nothing to compare with
+    saved = _flat(load_recipe(saved_path).model_dump(mode="json"))
+    now = _flat(recipe.model_dump(mode="json"))
+    changed = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k) and k not in RESUMABLE_CHANGES)
+    if changed:
+        key = changed[0]
+        raise SpadekitError(f"Resuming {run_dir} with {key} = {now.get(key)!r}, but the run was trained with "
+                            f"{saved.get(key)!r} ({saved_path}); resume with the same recipe or start a new run.")
+
+
+def _flat(sections: dict) -> dict:
+    return {f"{s}.{k}": v for s, values in sections.items() for k, v in values.items()}
