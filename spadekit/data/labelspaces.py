@@ -15,8 +15,10 @@ released checkpoint sees the same one-hot layout here as in the official code:
 - Cityscapes (official label_nc 35, no don't-care, instances): the 35 labelIds 0..34 of
   `*_gtFine_labelIds.png`, then the instance-edge channel: 36 channels.
 
-Colours: Cityscapes uses its own table (cityscapesscripts); the others use the official visualizer's
-bit-interleaving colormap (`bit_colormap`), with its few hand-picked COCO-Stuff colours.
+Colours: Cityscapes uses its own table (cityscapesscripts); COCO-Stuff and ADE20K use the colours the official
+visualizer draws their label maps with (`bit_colormap`). (Its `labelcolormap` also holds the Cityscapes table
+and five hand-picked COCO-Stuff colours, for N = 35 and N = 182, but the visualizer asks for N = label_nc + 2,
+so its result pages never show them.)
 """
 
 from __future__ import annotations
@@ -53,14 +55,6 @@ COCO_STUFF_NUM_THINGS = 91  # values 0..90 are thing classes
 # Thing values with no COCO annotations (COCO ids 12, 26, 29, 30, 45, 66, 68, 69, 71, 83, 91).
 COCO_STUFF_UNUSED = (11, 25, 28, 29, 44, 65, 67, 68, 70, 82, 90)
 COCO_STUFF_DONTCARE = 255
-# The official visualizer's hand-picked colours for a few large COCO-Stuff classes.
-COCO_STUFF_COLOURS = {
-    "sea": (54, 62, 167),
-    "sky-other": (95, 219, 255),
-    "tree": (140, 104, 47),
-    "clouds": (170, 170, 170),
-    "grass": (29, 195, 49),
-}
 
 # ADE20K (SceneParsing, objectInfo150) classes 1..150, by their usual short names (the first synonym of each
 # objectInfo150 entry, e.g. "windowpane;window" -> "windowpane"). Index 0 of ADE20K_CLASSES is "other".
@@ -104,8 +98,6 @@ def bit_colormap(n: int) -> list[tuple[int, int, int]]:
 
 def coco_stuff_facts() -> DatasetFacts:
     palette = bit_colormap(len(COCO_STUFF_CLASSES))
-    for i, name in enumerate(COCO_STUFF_CLASSES):
-        palette[i] = COCO_STUFF_COLOURS.get(name, palette[i])
     things = [i for i in range(COCO_STUFF_NUM_THINGS) if i not in COCO_STUFF_UNUSED]
     return DatasetFacts(name="coco", class_names=list(COCO_STUFF_CLASSES), palette=palette,
                         dontcare_id=COCO_STUFF_DONTCARE, has_instances=True, thing_ids=things)

@@ -47,11 +47,18 @@ def generator_context(recipe: Recipe, facts: DatasetFacts) -> GeneratorContext:
 
 
 def check_precision(precision: str, device: torch.device) -> None:
+    """Refuse precisions the device would run slowly or unsafely, with the reason."""
     if precision == "fp16" and device.type != "cuda":
-        raise SpadekitError(
-            "train.precision = 'fp16' needs a CUDA GPU (fp16 on a CPU is slow and unscaled); "
-            "use 'bf16' or 'fp32' on the CPU."
-        )
+        raise SpadekitError("train.precision = 'fp16' needs a CUDA GPU (fp16 on a CPU is slow and unscaled); "
+                            "use 'bf16' or 'fp32' on the CPU.")
+    if precision == "bf16" and device.type == "cpu" and not cpu_has_fast_bf16():
+        raise SpadekitError("train.precision = 'bf16' on this CPU would run in software emulation (it has no "
+                            "AVX512-BF16 or AMX; emulated bf16 is hundreds of times slower than fp32); use 'fp32'.")
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether oneDNN runs bf16 natively here (AVX512-BF16 or AMX), which makes bf16 autocast pay off."""
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def autocast(precision: str, device: torch.device):

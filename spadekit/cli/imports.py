@@ -1,0 +1,54 @@
+"""`spadekit import`: turn checkpoints made by other code into spadekit run directories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from spadekit.cli.common import console
+from spadekit.nvlabs import ImportSummary, import_nvlabs
+
+app = typer.Typer(help="Import checkpoints made by other code as spadekit run directories.", no_args_is_help=True)
+
+
+@app.callback()
+def _group() -> None:
+    """Import checkpoints made by other code as spadekit run directories."""
+
+
+@app.command("nvlabs")
+def nvlabs_command(
+    ckpt_dir: Annotated[Path, typer.Argument(help="Folder with the official {which}_net_G.pth (and _net_D, _net_E).")],
+    dataset: Annotated[str, typer.Option("--dataset", help="The official configuration: coco, ade20k or cityscapes.")],
+    out: Annotated[Path, typer.Option("--out", help="The run directory to create (new or empty).")],
+    which: Annotated[str, typer.Option("--which", help="Which epoch's files: latest, 40, ...")] = "latest",
+    force: Annotated[bool, typer.Option("--force", help="Replace a non-empty --out.")] = False,
+) -> None:
+    """Import an official NVlabs/SPADE checkpoint (e.g. checkpoints/coco_pretrained) as a run directory."""
+    print_summary(import_nvlabs(ckpt_dir, dataset, out, which=which, force=force))
+
+
+def print_summary(summary: ImportSummary) -> None:
+    options = summary.options
+    shape = "VAE" if options.get("use_vae") else "noise input" if options.get("input") == "noise" else "label map input"
+    title = f"official SPADE {summary.dataset} -> {summary.run_dir}"
+    table = Table("network", "file", "keys", "parameters", title=escape(title))
+    for f in summary.files:
+        table.add_row(f.role, escape(str(f.path)), str(f.keys), f"{f.parameters / 1e6:.2f}M")
+    console.print(table)
+    console.print(f"generator: ngf {options['ngf']}, {options['num_upsampling_layers']} upsampling, {shape}, "
+                  f"{options['norm']} SPADE norm", highlight=False)
+    if summary.discriminator:
+        d = summary.discriminator
+        console.print(f"discriminator: {d['num_D']} scales, {d['n_layers']} layers, ndf {d['ndf']}, {d['norm']}",
+                      highlight=False)
+    for note in summary.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+    run = escape(str(summary.run_dir))
+    console.print(f"[green]done:[/] {run}/run.json, checkpoints/step_00000000.pt and config.toml written; next:",
+                  highlight=False)
+    console.print(f"  spadekit synth MASK --run {run}\n  spadekit bench {run}", highlight=False)

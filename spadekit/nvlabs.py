@@ -1,0 +1,504 @@
+"""`spadekit import nvlabs`: the official SPADE checkpoints (NVlabs/SPADE) as a spadekit run directory.
+
+The official code saves `{which}_net_G.pth` (and `_net_D.pth`, `_net_E.pth` when trained with --use_vae)
+with `torch.save(net.state_dict())`. Our SPADE generator, encoder and discriminator use the official
+submodule names, so a key maps onto ours unchanged except for spectral norm: the official (older)
+`torch.nn.utils.spectral_norm` stores `X.weight_orig / weight_u / weight_v`, our parametrization stores
+`X.parametrizations.weight.original / .0._u / .0._v` (`OFFICIAL_SPECTRAL_KEYS`); both divide by the stored
+estimate u^T W v in eval mode, so the imported model computes what the official one computes.
+
+The generator options are read off the weights (width, VAE or not, normalization, SPADE kernel), the label
+space and image geometry come from the official dataset configuration (`official_config`), and the run
+directory gets run.json, a step-0 checkpoint (generator, EMA = generator, discriminator when given) and a
+resolved recipe for fine-tuning.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from spadekit import registry
+from spadekit.config import load_recipe
+from spadekit.data.labelspaces import ade20k_facts, cityscapes_facts, coco_stuff_facts
+from spadekit.data.manifest import DatasetFacts
+from spadekit.errors import SpadekitError
+from spadekit.fileio import atomic_write_text, sha256_file
+from spadekit.generator import count_parameters
+from spadekit.nn.discriminator import MultiscaleDiscriminator
+from spadekit.nn.layers import OFFICIAL_SPECTRAL_KEYS
+from spadekit.nn.semantics import LabelSpace
+from spadekit.run import DISCRIMINATOR, EMA, GENERATOR, RunInfo, load_state
+from spadekit.train.checkpoint import save_step_checkpoint
+
+GENERATOR_PLUGIN = "spade"
+RECIPE_FILE = "config.toml"
+ROLES = {"G": "generator", "E": "encoder", "D": "discriminator"}  # official file suffix -> network
+ENCODER_PREFIX = "encoder."  # our generator holds the encoder as a submodule
+_SN = {suffix: "." + ours for suffix, ours in OFFICIAL_SPECTRAL_KEYS.items()}
+_SN_ORIG, _SN_U, _SN_V = _SN["weight_orig"], _SN["weight_u"], _SN["weight_v"]
+_UPSAMPLINGS = {"normal": 5, "more": 6, "most": 7}
+
+
+@dataclass(frozen=True)
+class NvlabsConfig:
+    """One dataset configuration of the official code: its label space, image geometry and data settings."""
+
+    name: str
+    facts: DatasetFacts
+    crop_size: int
+    aspect_ratio: float = 1.0
+    num_upsampling_layers: str = "normal"  # the default; a generator with up_4 weights is 'most' regardless
+    preprocess: str = "resize_and_crop"
+    load_size: int = 286
+
+    @property
+    def space(self) -> LabelSpace:
+        return LabelSpace.from_facts(self.facts, self.facts.has_instances)
+
+
+def official_config(dataset: str) -> NvlabsConfig:
+    """The official TrainOptions/TestOptions defaults of `--dataset_mode coco|ade20k|cityscapes`."""
+    if dataset == "coco":
+        return NvlabsConfig("coco", coco_stuff_facts(), 256)
+    if dataset == "ade20k":
+        return NvlabsConfig("ade20k", ade20k_facts(), 256)
+    if dataset == "cityscapes":
+        return NvlabsConfig("cityscapes", cityscapes_facts(), 512, 2.0, "more", "fixed", 512)
+    raise SpadekitError(
+        f"--dataset {dataset!r} is not an official SPADE configuration; use coco, ade20k or cityscapes "
+        "(the one the checkpoint was trained on)."
+    )
+
+
+OFFICIAL_DATASETS = ("coco", "ade20k", "cityscapes")
+
+
+@dataclass(frozen=True)
+class ImportedFile:
+    role: str  # generator | encoder | discriminator
+    path: Path
+    sha256: str
+    keys: int  # official keys consumed
+    parameters: int  # parameters of the network built from it
+
+
+@dataclass
+class ImportSummary:
+    run_dir: Path
+    dataset: str
+    options: dict[str, Any]  # the generator plugin's options
+    files: list[ImportedFile]
+    discriminator: dict[str, Any] | None = None  # MultiscaleDiscriminator options, when D was imported
+    notes: list[str] = field(default_factory=list)  # what the import had to fill in or leave out
+
+
+@dataclass
+class Converted:
+    """Official state dicts turned into our networks' states (not yet written anywhere)."""
+
+    info: RunInfo
+    generator: dict[str, torch.Tensor]  # encoder included under `encoder.`
+    discriminator: dict[str, torch.Tensor] | None
+    discriminator_options: dict[str, Any] | None
+    counts: dict[str, tuple[int, int]]  # role -> (official keys consumed, parameters)
+    notes: list[str]
+
+
+# ---------------------------------------------------------------------------------------------- files
+
+
+def find_checkpoints(ckpt_dir: Path, which: str = "latest") -> dict[str, Path]:
+    """`{which}_net_{G,E,D}.pth` in `ckpt_dir` by role letter; G must exist."""
+    ckpt_dir = Path(ckpt_dir)
+    generator = f"{which}_net_G.pth"
+    if not ckpt_dir.is_dir():
+        state = "is a file, not a folder" if ckpt_dir.exists() else "does not exist"
+        raise SpadekitError(
+            f"Checkpoint folder {ckpt_dir} {state}; give the folder that holds {generator} "
+            "(e.g. checkpoints/coco_pretrained from the official checkpoints.tar.gz)."
+        )
+    paths = {role: ckpt_dir / f"{which}_net_{role}.pth" for role in ROLES}
+    if not paths["G"].is_file():
+        present = sorted(p.name for p in ckpt_dir.glob("*.pth"))
+        held = f"it holds {', '.join(present)}" if present else "it holds no .pth files"
+        epochs = sorted({name.removesuffix("_net_G.pth") for name in present if name.endswith("_net_G.pth")})
+        hint = f"pass --which {' or '.join(epochs)}" if epochs else "give the folder of an official SPADE checkpoint"
+        raise SpadekitError(f"{ckpt_dir} has no {generator} to import ({held}); {hint}.")
+    return {role: path for role, path in paths.items() if path.is_file()}
+
+
+def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], bool]:
+    """An official state dict loaded onto the CPU (tensors only, no code), and whether a DataParallel
+    `module.` prefix was stripped from its keys."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise SpadekitError(
+            f"{path} cannot be read as a PyTorch state dict ({first}); download the official checkpoint again."
+        ) from exc
+    if not isinstance(state, dict) or not state or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise SpadekitError(
+            f"{path} is not a state dict of tensors; the official code saves torch.save(net.state_dict()), "
+            "so point to an official *_net_G.pth / _net_D.pth / _net_E.pth file."
+        )
+    if all(key.startswith("module.") for key in state):
+        return {key.removeprefix("module."): value for key, value in state.items()}, True
+    return dict(state), False
+
+
+# ------------------------------------------------------------------------------------- key mapping
+
+
+def official_key(key: str, prefix: str = "") -> str:
+    """Our state-dict key -> the official one (for messages)."""
+    key = key.removeprefix(prefix)
+    for old, ours in _SN.items():
+        if key.endswith(ours):
+            return key[: -len(ours)] + "." + old
+    return key
+
+
+def convert_state(official: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], where: str, what: str,
+                  prefix: str = "") -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Map an official state dict onto `expected` (our module's state dict, keys under `prefix`).
+
+    Every official key must land on one of ours and every one of ours must be filled, with equal shapes;
+    otherwise a SpadekitError names the keys and `where`. Two gaps of old saves are filled (and reported
+    in the returned notes): `weight_v` (torch < 1.0 did not store it; v = normalize(W^T u), rescaled to the
+    normalized weight `weight` those versions stored) and BatchNorm's `num_batches_tracked` (torch < 0.4.1).
+    """
+    spectral = {key[: -len(_SN_ORIG)] for key in expected if key.endswith(_SN_ORIG)}
+    mapped: dict[str, torch.Tensor] = {}
+    origin: dict[str, str] = {}
+    legacy: dict[str, tuple[str, torch.Tensor]] = {}  # torch < 1.0 saved W / sigma as `X.weight`
+    unknown: list[str] = []
+    for key, value in official.items():
+        module, _, leaf = (prefix + key).rpartition(".")
+        if module in spectral and leaf in _SN:
+            ours = module + _SN[leaf]
+        elif module in spectral and leaf == "weight":
+            legacy[module] = (key, value)
+            continue
+        else:
+            ours = prefix + key
+        if ours not in expected:
+            unknown.append(key)
+        mapped[ours], origin[ours] = value, key
+    if unknown:
+        raise SpadekitError(
+            f"{where} has {len(unknown)} key(s) that {what} does not have: {_few(unknown)}; is it a checkpoint "
+            "of another network, or trained with other options (e.g. --netG pix2pixhd)?"
+        )
+    for ours, value in mapped.items():
+        _check_shape(origin[ours], value, expected[ours], where, what)
+
+    notes = []
+    solved = 0
+    for module in sorted(spectral):
+        v_key, w_key, u_key = module + _SN_V, module + _SN_ORIG, module + _SN_U
+        if v_key in mapped or w_key not in mapped or u_key not in mapped:
+            continue
+        stored = legacy.pop(module, None)
+        if stored is not None:
+            _check_shape(stored[0], stored[1], expected[w_key], where, what)
+        mapped[v_key] = solve_v(mapped[w_key], mapped[u_key], None if stored is None else stored[1])
+        origin[v_key] = official_key(v_key, prefix)
+        solved += 1
+    if legacy:  # a `weight` beside a complete weight_orig/u/v: not an old save, just an unknown key
+        keys = [key for key, _ in legacy.values()]
+        raise SpadekitError(f"{where} has {len(keys)} key(s) that {what} does not have: {_few(keys)}; is it a "
+                            "checkpoint of another network, or trained with other options?")
+    if solved:
+        notes.append(f"{where}: {solved} spectral-norm layers lack weight_v (a save of torch < 1.0); "
+                     "v was computed from weight_orig and weight_u")
+    counters = [key for key in expected if key.endswith("num_batches_tracked") and key not in mapped]
+    for key in counters:
+        mapped[key] = torch.zeros((), dtype=torch.long)
+    if counters:
+        notes.append(f"{where}: {len(counters)} BatchNorm layers lack num_batches_tracked (a save of torch "
+                     "< 0.4.1); set to 0, which inference does not use")
+    missing = [official_key(key, prefix) for key in expected if key not in mapped]
+    if missing:
+        raise SpadekitError(
+            f"{where} lacks {len(missing)} key(s) that {what} needs: {_few(missing)}; is the file complete, "
+            "and was it trained with the official options of this dataset?"
+        )
+    return mapped, notes
+
+
+@torch.no_grad()
+def solve_v(weight_orig: torch.Tensor, u: torch.Tensor, normalized: torch.Tensor | None = None) -> torch.Tensor:
+    """The right singular-vector estimate v that torch < 1.0 did not save: one power-iteration half step,
+    v = normalize(W^T u). When the save holds the normalized weight W / sigma it used at inference, v is
+    rescaled so that u^T W v equals that sigma, which keeps the old model's output exactly."""
+    w = weight_orig.double().flatten(1)
+    u64 = u.double()
+    v = F.normalize(w.t() @ u64, dim=0, eps=1e-12)
+    if normalized is not None:
+        n = normalized.double().flatten(1)
+        sigma = (w * n).sum() / (n * n).sum().clamp_min(1e-30)  # least squares: weight_orig = sigma * W_normalized
+        v = v * (sigma / torch.dot(u64, w @ v))
+    return v.to(u.dtype)
+
+
+def _check_shape(key: str, value: torch.Tensor, target: torch.Tensor, where: str, what: str) -> None:
+    if tuple(value.shape) != tuple(target.shape):
+        raise SpadekitError(
+            f"{where}: {key} has shape {tuple(value.shape)} but {what} needs {tuple(target.shape)}; the checkpoint "
+            "was trained with other options (label_nc, ngf, crop size) than this dataset's official ones."
+        )
+
+
+def _few(keys: list[str], limit: int = 5) -> str:
+    more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
+    return ", ".join(keys[:limit]) + more
+
+
+# ----------------------------------------------------------------------------- options from weights
+
+
+def generator_options(g: dict[str, torch.Tensor], config: NvlabsConfig, has_encoder: bool,
+                      where: str) -> dict[str, Any]:
+    """The `spade` plugin options that rebuild the official generator these weights come from."""
+    needed = ("fc.weight", "conv_img.weight", "head_0.norm_0.mlp_shared.0.weight")
+    absent = [key for key in needed if key not in g]
+    if absent:
+        raise SpadekitError(
+            f"{where} is not an official SPADE generator (it lacks {', '.join(absent)}); only --netG spade "
+            "checkpoints can be imported."
+        )
+    fc, mlp = g["fc.weight"], g["head_0.norm_0.mlp_shared.0.weight"]
+    semantic_nc = config.space.semantic_nc
+    if mlp.dim() != 4 or mlp.shape[1] != semantic_nc:
+        channels = int(mlp.shape[1]) if mlp.dim() == 4 else "?"
+        fits = [name for name in OFFICIAL_DATASETS if official_semantic_nc(name) == channels]
+        guess = f"as {fits[0]} has" if fits else "which no official configuration has"
+        raise SpadekitError(
+            f"{where} was trained with {channels} input channels ({guess}), but the {config.name} configuration has "
+            f"{semantic_nc}; pass the --dataset the checkpoint was trained on."
+        )
+    most = any(key.startswith("up_4.") for key in g)
+    ngf = int(g["conv_img.weight"].shape[1]) * (2 if most else 1)
+    options: dict[str, Any] = {
+        "ngf": ngf,
+        "num_upsampling_layers": "most" if most else config.num_upsampling_layers,
+        "norm": "sync_batch" if "head_0.norm_0.param_free_norm.running_mean" in g else "instance",
+        "kernel_size": int(mlp.shape[-1]),
+        "hidden": int(mlp.shape[0]),
+        "spectral": "head_0.conv_0.weight_orig" in g,
+    }
+    if fc.dim() == 2:  # Linear: decodes a latent z (VAE, or noise input)
+        options["z_dim"] = int(fc.shape[1])
+        if has_encoder:
+            options["use_vae"] = True
+        else:
+            options["input"] = "noise"
+        if not most:  # the latent fills a 16*ngf x sh x sw map: sh*sw tells 'normal' from 'more'
+            fitting = [n for n in ("normal", "more") if _head_cells(config, n) * 16 * ngf == fc.shape[0]]
+            if fitting and options["num_upsampling_layers"] not in fitting:
+                options["num_upsampling_layers"] = fitting[0]
+    return options
+
+
+def official_semantic_nc(dataset: str) -> int:
+    return {"coco": 184, "ade20k": 151, "cityscapes": 36}[dataset]
+
+
+def _head_cells(config: NvlabsConfig, num_upsampling_layers: str) -> int:
+    n = _UPSAMPLINGS[num_upsampling_layers]
+    height = round(config.crop_size / config.aspect_ratio)
+    return (height >> n) * (config.crop_size >> n)
+
+
+def discriminator_options(d: dict[str, torch.Tensor], where: str) -> dict[str, Any]:
+    """`MultiscaleDiscriminator` options (num_D, n_layers, ndf, norm) read off official D weights."""
+    scales = sorted({int(m.group(1)) for key in d if (m := re.match(r"discriminator_(\d+)\.", key))})
+    first = "discriminator_0.model0.0.weight"
+    if not scales or scales != list(range(len(scales))) or first not in d:
+        raise SpadekitError(
+            f"{where} is not an official MultiscaleDiscriminator (its keys should start with discriminator_0.model0); "
+            "only --netD multiscale checkpoints can be imported."
+        )
+    layers = {int(m.group(1)) for key in d if (m := re.match(r"discriminator_0\.model(\d+)\.", key))}
+    n_layers = max(layers)
+    norm = "spectralinstance"  # the official default; only observable when there is a middle layer
+    if n_layers > 1:
+        wrapped = any(key.startswith("discriminator_0.model1.0.0.") for key in d)  # Sequential(conv, norm)
+        conv = "discriminator_0.model1.0.0" if wrapped else "discriminator_0.model1.0"
+        spectral = f"{conv}.weight_orig" in d
+        batch = any(key.startswith("discriminator_0.model1.0.1.") for key in d)  # instance norm has no state
+        kind = "batch" if batch else "instance" if wrapped else "none"
+        norm = f"spectral{kind}" if spectral else kind
+    return {"num_D": len(scales), "n_layers": n_layers, "ndf": int(d[first].shape[0]), "norm": norm}
+
+
+# -------------------------------------------------------------------------------------- conversion
+
+
+def convert(config: NvlabsConfig, g: dict[str, torch.Tensor], e: dict[str, torch.Tensor] | None = None,
+            d: dict[str, torch.Tensor] | None = None, names: dict[str, str] | None = None,
+            origin: str = "spadekit import nvlabs") -> Converted:
+    """Official G (and E, D) state dicts -> our networks, loaded and checked key for key."""
+    names = {"G": "net_G", "E": "net_E", "D": "net_D", **(names or {})}
+    notes: list[str] = []
+    fc = g.get("fc.weight")
+    use_e = e is not None and fc is not None and fc.dim() == 2
+    if e is not None and not use_e:
+        notes.append(f"{names['E']} was left out: the generator decodes the label map (its fc is a conv), so it "
+                     "was not trained with --use_vae and never used this encoder")
+    options = generator_options(g, config, use_e, names["G"])
+    spec = registry.get("generators", GENERATOR_PLUGIN)
+    options = spec.parse_options(options).model_dump(mode="json")
+    version = registry.entries("generators")[GENERATOR_PLUGIN].version
+    info = RunInfo(generator=GENERATOR_PLUGIN, generator_version=version, options=options, facts=config.facts,
+                   use_instance=config.facts.has_instances, crop_size=config.crop_size,
+                   aspect_ratio=config.aspect_ratio, origin=origin)
+    try:
+        generator = info.build_generator()
+    except ValueError as err:
+        raise SpadekitError(f"{names['G']} does not fit the {config.name} image geometry: {err}.") from None
+
+    expected = generator.state_dict()
+    what = f"spadekit's SPADE generator for {config.name}"
+    own = {k: v for k, v in expected.items() if not k.startswith(ENCODER_PREFIX)}
+    state, found = convert_state(g, own, names["G"], what)
+    notes += found
+    counts = {"generator": (len(g), count_parameters(generator) - _encoder_parameters(generator))}
+    if use_e:
+        enc = {k: v for k, v in expected.items() if k.startswith(ENCODER_PREFIX)}
+        enc_state, found = convert_state(e, enc, names["E"], f"the {config.name} VAE encoder", ENCODER_PREFIX)
+        state.update(enc_state)
+        notes += found
+        counts["encoder"] = (len(e), _encoder_parameters(generator))
+    load_state(generator, state, names["G"] if not use_e else f"{names['G']} + {names['E']}")
+
+    d_state = d_options = None
+    if d is not None:
+        d_options = discriminator_options(d, names["D"])
+        discriminator = MultiscaleDiscriminator(config.space.semantic_nc + 3, **d_options)
+        mapped, found = convert_state(d, discriminator.state_dict(), names["D"], "the multi-scale discriminator")
+        notes += found
+        load_state(discriminator, mapped, names["D"])
+        d_state = discriminator.state_dict()
+        counts["discriminator"] = (len(d), count_parameters(discriminator))
+    return Converted(info, generator.state_dict(), d_state, d_options, counts, notes)
+
+
+def _encoder_parameters(generator: nn.Module) -> int:
+    encoder = getattr(generator, "encoder", None)
+    return 0 if encoder is None else count_parameters(encoder)
+
+
+def recipe_text(config: NvlabsConfig, options: dict[str, Any], d_options: dict[str, Any] | None,
+                run_dir: Path) -> str:
+    """The resolved recipe to fine-tune the imported model (`train.init_from` = the run directory) with the
+    dataset's official data settings and the imported networks' options."""
+    overrides: dict[str, Any] = {
+        "data.use_instance": config.facts.has_instances,
+        "data.preprocess": config.preprocess,
+        "data.load_size": config.load_size,
+        "data.crop_size": config.crop_size,
+        "data.aspect_ratio": config.aspect_ratio,
+        "model.name": GENERATOR_PLUGIN,
+        **{f"model.{key}": value for key, value in options.items()},
+        **{f"discriminator.{key}": value for key, value in (d_options or {}).items()},
+        "train.init_from": str(Path(run_dir).resolve()),
+    }
+    header = (f"# Recipe for fine-tuning the official SPADE {config.name} model imported into {run_dir}\n"
+              "# (train.init_from). Set data.shards to your prepared dataset and train into a new run directory;\n"
+              "# the [data] and [model] settings are the official ones.\n\n")
+    return header + load_recipe(None, overrides).resolved_toml()
+
+
+# ----------------------------------------------------------------------------------- run directory
+
+
+def import_nvlabs(ckpt_dir: Path, dataset: str | NvlabsConfig, out: Path, which: str = "latest",
+                  force: bool = False) -> ImportSummary:
+    """Turn `{which}_net_{G,E,D}.pth` in `ckpt_dir` into the run directory `out`.
+
+    `dataset` is coco, ade20k or cityscapes, or an explicit `NvlabsConfig` (a label space and geometry of
+    your own). `out` must be new or empty unless `force`; it appears complete or not at all.
+    """
+    config = dataset if isinstance(dataset, NvlabsConfig) else official_config(dataset)
+    ckpt_dir, out = Path(ckpt_dir), Path(out)
+    paths = find_checkpoints(ckpt_dir, which)
+    _check_out(out, ckpt_dir, force)
+
+    states, notes = {}, []
+    for role, path in paths.items():
+        states[role], stripped = read_state_dict(path)
+        if stripped:
+            notes.append(f"{path.name}: the 'module.' prefix of a DataParallel save was stripped")
+    names = {role: str(path) for role, path in paths.items()}
+    origin = f"spadekit import nvlabs {config.name} {ckpt_dir.resolve()}"
+    converted = convert(config, states["G"], states.get("E"), states.get("D"), names, origin)
+    notes += converted.notes
+    if "D" not in paths:
+        notes.append("no discriminator file: fine-tuning starts D from scratch (the official releases have none)")
+
+    files = []
+    for role, path in paths.items():
+        if ROLES[role] in converted.counts:
+            keys, params = converted.counts[ROLES[role]]
+            files.append(ImportedFile(ROLES[role], path.resolve(), sha256_file(path), keys, params))
+    checkpoint: dict[str, Any] = {
+        GENERATOR: converted.generator,
+        EMA: dict(converted.generator),  # an imported model is its own average (same tensors, saved once)
+        "step": 0,
+        "imported_from": {f.role: {"path": str(f.path), "sha256": f.sha256} for f in files},
+    }
+    if converted.discriminator is not None:
+        checkpoint[DISCRIMINATOR] = converted.discriminator
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.with_name(f".{out.name}.importing-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        converted.info.save(staging)
+        atomic_write_text(staging / RECIPE_FILE,
+                          recipe_text(config, converted.info.options, converted.discriminator_options, out))
+        save_step_checkpoint(staging, 0, checkpoint)
+        _publish(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return ImportSummary(out, config.name, converted.info.options, files, converted.discriminator_options, notes)
+
+
+def _check_out(out: Path, ckpt_dir: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise SpadekitError(f"--out {out} is a file; give a folder for the run directory.")
+    source = ckpt_dir.resolve()
+    if out.resolve() == source or out.resolve() in source.parents:
+        raise SpadekitError(f"--out {out} holds the checkpoints being imported; give another folder.")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise SpadekitError(f"--out {out} is not empty; give a new folder, or pass --force to replace it.")
+
+
+def _publish(staging: Path, out: Path) -> None:
+    """Move the finished run directory into place; a replaced one is deleted only once the new one is there."""
+    if not out.exists():
+        os.replace(staging, out)
+        return
+    replaced = out.with_name(f".{out.name}.replaced-{os.getpid()}")
+    os.replace(out, replaced)
+    try:
+        os.replace(staging, out)
+    except BaseException:
+        os.replace(replaced, out)
+        raise
+    shutil.rmtree(replaced, ignore_errors=True)
