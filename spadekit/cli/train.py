@@ -42,7 +42,10 @@ def train_command(
 
 
 def _print_dry_run(recipe, run_dir: Path) -> None:
-    console.print(Syntax(recipe.resolved_toml(), "toml") if console.is_terminal else recipe.resolved_toml())
+    if console.is_terminal:
+        console.print(Syntax(recipe.resolved_toml(), "toml"))
+    else:
+        typer.echo(recipe.resolved_toml())
     if recipe.data.shards is None or not (Path(recipe.data.shards) / "manifest.json").is_file():
         console.print("(no prepared shards at data.shards: sizes need the dataset's label space)")
         return
