@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spadekit.errors import SpadekitError
 from spadekit.generator import GeneratorContext
 from spadekit.nn.encoder import ConvEncoder
 from spadekit.nn.layers import conv2d, linear
@@ -28,9 +29,10 @@ class SPADEGenerator(nn.Module):
         height, width = context.image_size
         self.sh, self.sw = height >> self.num_up, width >> self.num_up
         if self.sh < 1 or self.sw < 1 or self.sh << self.num_up != height or self.sw << self.num_up != width:
-            raise ValueError(
-                f"image size {width}x{height} is not a multiple of 2**{self.num_up} in both sides; choose a "
-                f"crop size and aspect ratio that are, or fewer upsampling layers"
+            raise SpadekitError(
+                f"The spade generator cannot make {width}x{height} images: with num_upsampling_layers = "
+                f"{options.num_upsampling_layers!r} both sides must be multiples of {2 ** self.num_up}; change "
+                "data.crop_size / data.aspect_ratio or model.num_upsampling_layers."
             )
         self.z_dim = options.z_dim if options.input == "noise" else None
         if self.z_dim is not None:
