@@ -8,7 +8,7 @@ the loop, the final checkpoint.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -32,7 +32,7 @@ from spadekit.train.checkpoint import (
     rng_states,
     save_step_checkpoint,
 )
-from spadekit.train.distributed import DistEnv, all_reduce_mean, launch
+from spadekit.train.distributed import DistEnv, all_reduce_mean, barrier, launch
 from spadekit.train.ema import EMA
 from spadekit.train.logger import RunLogger
 from spadekit.train.objective import GeneratorStep, Objective
@@ -94,7 +94,7 @@ def run_worker(env: DistEnv, job: TrainJob) -> None:
     logger = RunLogger(job.run_dir, env.is_main, resume_step=counters.step if job.resume else None)
     samples = build.sample_batch(recipe, env.device) if env.is_main else None
     meter = _Meter()
-    with _Progress(env.is_main, total, counters.step) as progress:
+    with _Progress(env.is_main, total, counters.step, recipe.data.batch_size) as progress:
         while counters.step < total:
             loader.set_epoch(counters.epoch, skip_batches=counters.epoch_step)
             for batch in loader:
@@ -190,8 +190,7 @@ def _checkpoint(parts: _Parts, counters: Counters, job: TrainJob, env: DistEnv) 
     if env.is_main:
         save_step_checkpoint(job.run_dir, counters.step, _state(parts, counters, job, rng))
         prune_checkpoints(job.run_dir, job.recipe.train.keep_checkpoints)
-    if env.distributed:
-        dist.barrier()
+    barrier(env)
 
 
 def _resume(parts: _Parts, run_dir: Path, env: DistEnv) -> Counters:
@@ -266,25 +265,25 @@ class _Meter:
         return means
 
 
-@dataclass
 class _Progress:
-    """A rich progress bar with the latest losses, on the main rank only."""
+    """A rich progress bar on the main rank: images done, images/s, ETA, the step and its losses."""
 
-    enabled: bool
-    total: int
-    done: int
-    _bar: object = field(default=None, init=False)
+    def __init__(self, enabled: bool, total_steps: int, done_steps: int, batch_size: int):
+        self.enabled, self.total, self.batch = enabled, total_steps, batch_size
+        self.step = done_steps
+        self._bar = progress_bar("img") if enabled else None
 
     def __enter__(self):
-        if self.enabled:
-            self._bar = progress_bar("step").__enter__()
-            self._task = self._bar.add_task("training", total=self.total, completed=self.done)
+        if self._bar is not None:
+            self._bar.__enter__()
+            self._task = self._bar.add_task("training", total=self.total * self.batch, completed=self.step * self.batch)
         return self
 
     def advance(self, losses: dict[str, Tensor]) -> None:
+        self.step += 1
         if self._bar is not None:
             text = " ".join(f"{k} {v.item():.3f}" for k, v in losses.items())
-            self._bar.update(self._task, advance=1, description=f"training  {text}")
+            self._bar.update(self._task, advance=self.batch, description=f"step {self.step}/{self.total}  {text}")
 
     def __exit__(self, *exc) -> None:
         if self._bar is not None:
