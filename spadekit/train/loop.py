@@ -16,6 +16,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from spadekit import __version__, registry
 from spadekit.cli.common import console, progress_bar
 from spadekit.config import Recipe
 from spadekit.data.palette import colour_lut
@@ -178,7 +179,13 @@ def _state(parts: _Parts, counters: Counters, job: TrainJob, rng: list) -> dict:
         "scalers": [s.state_dict() for s in parts.scalers],
         "rng": rng,  # one entry per rank
         "config": job.recipe.resolved_toml(),
+        "plugin": {"name": job.recipe.model.name, "version": _plugin_version(job.recipe.model.name)},
+        "spadekit_version": __version__,
     }
+
+
+def _plugin_version(name: str) -> str:
+    return registry.entries("generators")[name].version
 
 
 def _checkpoint(parts: _Parts, counters: Counters, job: TrainJob, env: DistEnv) -> None:
