@@ -171,6 +171,20 @@ def test_ema_follows_a_spectral_norm_conv_and_a_ddp_style_wrapper():
     )
 
 
+def test_ema_of_a_spectral_norm_layer_keeps_its_spectral_norm_at_one():
+    """Averaged u and v are shorter than one; left so, eval-mode sigma is too small and outputs blow up."""
+    torch.manual_seed(0)
+    conv = nn.utils.parametrizations.spectral_norm(nn.Conv2d(4, 8, 3)).train()
+    ema = EMA(conv)
+    for _ in range(30):
+        with torch.no_grad():
+            conv.parametrizations.weight.original.add_(0.3 * torch.randn(8, 4, 3, 3))  # the weights drift
+        conv(torch.zeros(1, 4, 5, 5))  # training-mode power iteration on the model
+        ema.update(conv, decay=0.9)
+    effective = ema.module.weight.flatten(1)  # eval mode: W / (u^T W v) with the stored u, v
+    assert torch.linalg.matrix_norm(effective, ord=2).item() == pytest.approx(1.0, abs=0.01)  # 1.49 if left
+
+
 def test_ema_state_dict_round_trip(tmp_path):
     ema = EMA(_conv_bn())
     model = _conv_bn()
