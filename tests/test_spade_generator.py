@@ -13,7 +13,7 @@ from spadekit.nn.encoder import ConvEncoder
 from spadekit.nn.layers import fold_spectral_norm
 from spadekit.nn.norms import SyncableBatchNorm2d, convert_sync_batchnorm
 from spadekit.nn.semantics import LabelSpace, to_semantics
-from spadekit.nn.spade import SPADE
+from spadekit.nn.spade import SPADE, resize_segmap
 
 COCO = LabelSpace(182, dontcare=True, use_instance=True)  # 184 input channels
 ADE = LabelSpace(150, dontcare=True, use_instance=False)  # 151
@@ -126,3 +126,10 @@ def test_semantics_put_dontcare_after_the_classes_and_edges_last():
 def test_unknown_generator_option_names_the_key():
     with pytest.raises(SpadekitError, match="ngf"):
         build_generator("spade", {"ngff": 3}, GeneratorContext(TINY, 64))
+
+
+@pytest.mark.parametrize(("size", "out"), [((64, 128), (8, 16)), ((64, 64), (32, 32)), ((60, 90), (8, 16))])
+def test_segmap_resize_equals_nearest_interpolation(size, out):
+    segmap = torch.rand(2, 3, *size)
+    expected = nn.functional.interpolate(segmap, size=out, mode="nearest")
+    assert torch.equal(resize_segmap(segmap, out), expected)

@@ -40,7 +40,7 @@ class SPADEGenerator(nn.Module):
         else:
             self.fc = conv2d(label_nc, 16 * nf, 3)
         block = dict(label_nc=label_nc, norm=options.norm, kernel_size=options.kernel_size,
-                     hidden=options.hidden, spectral=options.spectral)
+                     hidden=options.hidden, spectral=options.spectral, one_hot_nc=context.space.one_hot_nc)
         self.head_0 = SPADEResBlock(16 * nf, 16 * nf, **block)
         self.G_middle_0 = SPADEResBlock(16 * nf, 16 * nf, **block)
         self.G_middle_1 = SPADEResBlock(16 * nf, 16 * nf, **block)

@@ -8,6 +8,7 @@ from torch import nn
 
 from spadekit.nn.layers import conv2d
 from spadekit.nn.norms import param_free_norm
+from spadekit.nn.onehot import one_hot_conv2d, one_hot_conv_pays
 
 
 class SPADE(nn.Module):
@@ -16,26 +17,48 @@ class SPADE(nn.Module):
 
     Submodule names follow the official code (`param_free_norm`, `mlp_shared.0`, `mlp_gamma`, `mlp_beta`),
     so its checkpoints map onto this class key for key.
+
+    `one_hot_nc`: how many leading channels of the segmap are one-hot per pixel (`LabelSpace.one_hot_nc`).
+    When given, `mlp_shared`'s conv may run as table lookups (`spadekit.nn.onehot`), with the same parameters
+    and result: `use_one_hot_conv` None (default) does where `one_hot_conv_pays`, True always, False never.
     """
 
     def __init__(self, norm_nc: int, label_nc: int, norm: str = "sync_batch", kernel_size: int = 3,
-                 hidden: int = 128):
+                 hidden: int = 128, one_hot_nc: int | None = None):
         super().__init__()
+        if one_hot_nc is not None and not 0 < one_hot_nc <= label_nc:
+            raise ValueError(f"one_hot_nc must lie in [1, {label_nc}], not {one_hot_nc}")
         if kernel_size not in (1, 3, 5):
             raise ValueError(f"SPADE kernel size must be 1, 3 or 5 (paper Table 4), not {kernel_size}")
         self.param_free_norm = param_free_norm(norm, norm_nc)
         self.mlp_shared = nn.Sequential(conv2d(label_nc, hidden, kernel_size), nn.ReLU())
         self.mlp_gamma = conv2d(hidden, norm_nc, kernel_size)
         self.mlp_beta = conv2d(hidden, norm_nc, kernel_size)
+        self.one_hot_nc = one_hot_nc
+        self.use_one_hot_conv: bool | None = None
 
     def forward(self, x: torch.Tensor, segmap: torch.Tensor) -> torch.Tensor:
         normalized = self.param_free_norm(x)
-        actv = self.mlp_shared(resize_segmap(segmap, x.shape[-2:]))
+        segmap = resize_segmap(segmap, x.shape[-2:])
+        if self._one_hot_conv(segmap):
+            conv, relu = self.mlp_shared
+            actv = relu(one_hot_conv2d(segmap, conv.weight, conv.bias, self.one_hot_nc, conv.padding[0]))
+        else:
+            actv = self.mlp_shared(segmap)
         return normalized * (1 + self.mlp_gamma(actv)) + self.mlp_beta(actv)
+
+    def _one_hot_conv(self, segmap: torch.Tensor) -> bool:
+        if self.one_hot_nc is None or self.use_one_hot_conv is False or segmap.requires_grad:
+            return False
+        pixels = segmap.shape[0] * segmap.shape[2] * segmap.shape[3]
+        return self.use_one_hot_conv or one_hot_conv_pays(self.one_hot_nc, pixels, segmap.device.type)
 
 
 def resize_segmap(segmap: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
     """Nearest resize of the one-hot semantics to a feature map's size (a no-op when it already fits)."""
-    if tuple(segmap.shape[-2:]) == tuple(size):
+    (h, w), (out_h, out_w) = segmap.shape[-2:], tuple(size)
+    if (h, w) == (out_h, out_w):
         return segmap
-    return F.interpolate(segmap, size=tuple(size), mode="nearest")
+    if h % out_h == 0 and w % out_w == 0:  # nearest picks pixel i*f: a strided view, no 48 MB copy at 256x256
+        return segmap[..., :: h // out_h, :: w // out_w]
+    return F.interpolate(segmap, size=(out_h, out_w), mode="nearest")
