@@ -19,6 +19,7 @@ from spadekit.config import load_recipe
 from spadekit.generator import GeneratorContext, build_generator, count_parameters
 from spadekit.nn.discriminator import MultiscaleDiscriminator
 from spadekit.nn.semantics import LabelSpace
+from spadekit.nn.spade import SPADE
 from spadekit.train import build
 from spadekit.train.objective import GeneratorStep, Objective
 
@@ -32,12 +33,14 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--plain", action="store_true", help="no one-hot lookup convs: the official computation")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     build.check_precision(args.precision, device)
     times = _time_steps(args, device)
     result = {"device": str(device), "precision": args.precision, "channels_last": args.channels_last,
+              "plain": args.plain,
               "size": args.size, "batch": args.batch, "step_s_median": statistics.median(times),
               "step_s": times, "threads": torch.get_num_threads()}
     print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
@@ -50,6 +53,9 @@ def _time_steps(args, device: torch.device) -> list[float]:
     generator = build_generator("spade", {}, GeneratorContext(space, args.size)).to(device)
     discriminator = MultiscaleDiscriminator(space.semantic_nc + 3).to(device)
     print(f"generator {count_parameters(generator) / 1e6:.2f}M parameters", flush=True)
+    for module in generator.modules():
+        if isinstance(module, SPADE):
+            module.use_one_hot_conv = False if args.plain else None
     label = torch.randint(0, space.one_hot_nc, (args.batch, 1, args.size, args.size), device=device)
     semantics = torch.zeros(args.batch, space.semantic_nc, args.size, args.size, device=device)
     semantics.scatter_(1, label, 1.0)
