@@ -91,18 +91,19 @@ def load_state(module: nn.Module, state: dict, where: str) -> None:
         result = module.load_state_dict(state, strict=False)
     except RuntimeError as err:  # shape mismatches
         shapes = [line.strip() for line in str(err).splitlines() if "size mismatch" in line]
-        raise SpadekitError(f"Checkpoint {where} does not fit the model: {_few(shapes, 2)}; "
+        raise SpadekitError(f"Checkpoint {where} does not fit the model: {few_keys(shapes, 2)}; "
                             "was it trained with other options or another dataset?") from None
     problems = []
     if result.missing_keys:
-        problems.append(f"missing keys {_few(result.missing_keys)}")
+        problems.append(f"missing keys {few_keys(result.missing_keys)}")
     if result.unexpected_keys:
-        problems.append(f"unexpected keys {_few(result.unexpected_keys)}")
+        problems.append(f"unexpected keys {few_keys(result.unexpected_keys)}")
     if problems:
         raise SpadekitError(f"Checkpoint {where} does not fit the model: {'; '.join(problems)}; "
                             "was it trained with other options or another dataset?")
 
 
-def _few(keys: list[str], limit: int = 5) -> str:
+def few_keys(keys: list[str], limit: int = 5) -> str:
+    """The first `limit` keys, for error messages: 'a, b, c and 7 more'."""
     more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
     return ", ".join(keys[:limit]) + more

@@ -555,7 +555,7 @@ def test_non_empty_out_is_refused_without_force_and_replaced_with_it(tmp_path, t
 
 
 def test_a_failure_while_writing_leaves_no_run_directory(tmp_path, tiny_g, monkeypatch):
-    import spadekit.nvlabs as nvlabs
+    import spadekit.nvlabs.importer as nvlabs
 
     def disk_full(*args, **kwargs):
         raise OSError("disk full")
