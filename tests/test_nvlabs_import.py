@@ -606,7 +606,7 @@ def test_full_size_coco_import_through_the_cli(tmp_path):
     src = write_official(tmp_path / "coco_pretrained", G=g)
     result = runner.invoke(imports.app, ["nvlabs", str(src), "--dataset", "coco", "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
-    assert "97.48M" in result.output and "spadekit synth MASK --run" in result.output
+    assert "97.48M" in result.output and "fine-tune: spadekit train" in result.output
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert info["options"]["ngf"] == 64 and info["facts"]["name"] == "coco" and info["crop_size"] == 256
     state = load_checkpoint(latest_checkpoint(tmp_path / "run"))["generator"]

@@ -51,4 +51,5 @@ def print_summary(summary: ImportSummary) -> None:
     run = escape(str(summary.run_dir))
     console.print(f"[green]done:[/] {run}/run.json, checkpoints/step_00000000.pt and config.toml written; next:",
                   highlight=False)
-    console.print(f"  spadekit synth MASK --run {run}\n  spadekit bench {run}", highlight=False)
+    console.print(f"  fine-tune: spadekit train {run}/config.toml --set data.shards=SHARDS --run-dir NEW_RUN_DIR",
+                  highlight=False)

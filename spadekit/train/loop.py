@@ -127,8 +127,8 @@ def run_worker(env: DistEnv, job: TrainJob) -> None:
                     scheduler.step()
     logger.close()
     if env.is_main:
-        console.print(f"[green]done:[/] {counters.step} steps; run directory {job.run_dir} "
-                      f"(try `spadekit synth MASK.png --run {job.run_dir}`)")
+        console.print(f"[green]done:[/] {counters.step} steps; sample grids in {job.run_dir / 'samples'}, "
+                      f"metrics in {job.run_dir / 'metrics.jsonl'}", highlight=False)
 
 
 @dataclass
