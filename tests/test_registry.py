@@ -40,7 +40,7 @@ def test_environment_variable_registers_a_plugin_without_installing_it(monkeypat
 
 
 def test_unknown_name_suggests_and_lists_available():
-    with pytest.raises(SpadekitError, match=r"did you mean 'toyscapes'.*available: toyscapes"):
+    with pytest.raises(SpadekitError, match=r"did you mean 'toyscapes'.*available: .*toyscapes"):
         registry.get("datasets", "toyscape")
 
 
