@@ -51,13 +51,11 @@ def _print_dry_run(recipe, run_dir: Path) -> None:
         return
     from spadekit.data.manifest import Manifest
     from spadekit.generator import build_generator
-    from spadekit.nn.discriminator import MultiscaleDiscriminator
-    from spadekit.train.build import generator_context
+    from spadekit.train.build import build_discriminator, generator_context
 
     context = generator_context(recipe, Manifest.load(recipe.data.shards).dataset)
     generator = build_generator(recipe.model.name, recipe.model.options, context)
-    d = recipe.discriminator
-    discriminator = MultiscaleDiscriminator(context.semantic_nc + 3, d.num_D, d.ndf, d.n_layers, d.norm)
+    discriminator = build_discriminator(recipe, context)
     encoder = count_parameters(generator.encoder) if generator.encoder is not None else 0
     console.print(
         f"run dir {run_dir}; input channels {context.semantic_nc}; image {context.image_size[1]}x"

@@ -115,12 +115,17 @@ class Networks:
 def build_networks(recipe: Recipe, context: GeneratorContext, env: DistEnv) -> Networks:
     torch.manual_seed(recipe.train.seed)  # identical initial weights on every rank
     generator = build_generator(recipe.model.name, recipe.model.options, context)
-    disc = recipe.discriminator
-    discriminator = MultiscaleDiscriminator(context.semantic_nc + 3, disc.num_D, disc.ndf, disc.n_layers, disc.norm)
+    discriminator = build_discriminator(recipe, context)
     vgg = VGGLoss(weights=recipe.loss.vgg_weights) if recipe.loss.lambda_vgg > 0 else None
     if env.distributed and env.device.type == "cuda":
         generator, discriminator = convert_sync_batchnorm(generator), convert_sync_batchnorm(discriminator)
     return Networks(generator.to(env.device), discriminator.to(env.device), vgg.to(env.device) if vgg else None)
+
+
+def build_discriminator(recipe: Recipe, context: GeneratorContext) -> MultiscaleDiscriminator:
+    """The recipe's multi-scale PatchGAN; it sees the semantics and the RGB image concatenated."""
+    d = recipe.discriminator
+    return MultiscaleDiscriminator(context.semantic_nc + 3, d.num_D, d.ndf, d.n_layers, d.norm)
 
 
 def adam(params, lr: float, recipe: Recipe) -> torch.optim.Adam:

@@ -252,11 +252,14 @@ class _Meter:
     """Running sums of the losses between log lines, and the images/s rate."""
 
     def __init__(self):
+        self.latest: dict[str, Tensor] = {}
+        self._reset()
+
+    def _reset(self) -> None:
         self.sums: dict[str, Tensor] = {}
         self.count = 0
         self.images = 0
         self.start = time.perf_counter()
-        self.latest: dict[str, Tensor] = {}
 
     def add(self, losses: dict[str, Tensor], images: int) -> None:
         for name, value in losses.items():
@@ -268,7 +271,7 @@ class _Meter:
     def flush(self, env: DistEnv) -> dict[str, float]:
         means = all_reduce_mean({k: v / self.count for k, v in self.sums.items()}, env)
         means["images_per_s"] = self.images / max(time.perf_counter() - self.start, 1e-9)
-        self.__init__()
+        self._reset()
         return means
 
 

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from spadekit.config import LossSection
 from spadekit.nn.losses import feature_matching_loss, gan_loss, kld_loss, reparameterize
 from spadekit.nn.vgg import VGGLoss
+from spadekit.train.ema import unwrap
 
 
 class GeneratorStep(nn.Module):
@@ -41,7 +42,7 @@ class Objective:
 
     def generator_losses(self, semantics: Tensor, real: Tensor) -> tuple[dict[str, Tensor], Tensor]:
         fake, mu, logvar = self.g_step(semantics, real)
-        raw_d = _unwrap(self.discriminator)
+        raw_d = unwrap(self.discriminator)
         raw_d.requires_grad_(False)  # D's weights get no gradient from G's loss
         try:
             pred_fake, pred_real = self._discriminate(raw_d, semantics, fake, real)
@@ -58,7 +59,7 @@ class Objective:
 
     def discriminator_losses(self, semantics: Tensor, real: Tensor) -> dict[str, Tensor]:
         with torch.no_grad():
-            fake, _, _ = _unwrap(self.g_step)(semantics, real)
+            fake, _, _ = unwrap(self.g_step)(semantics, real)
         pred_fake, pred_real = self._discriminate(self.discriminator, semantics, fake.detach(), real)
         return {
             "D_fake": gan_loss(pred_fake, False, for_discriminator=True, mode=self.loss.gan_mode),
@@ -72,7 +73,3 @@ class Objective:
         outputs = discriminator(batch)
         n = fake.shape[0]
         return [[o[:n] for o in scale] for scale in outputs], [[o[n:] for o in scale] for scale in outputs]
-
-
-def _unwrap(module: nn.Module) -> nn.Module:
-    return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
