@@ -17,7 +17,6 @@ import torch
 
 from spadekit.config import load_recipe
 from spadekit.generator import GeneratorContext, build_generator, count_parameters
-from spadekit.nn.discriminator import MultiscaleDiscriminator
 from spadekit.nn.semantics import LabelSpace
 from spadekit.nn.spade import SPADE
 from spadekit.train import build
@@ -50,8 +49,9 @@ def _time_steps(args, device: torch.device) -> list[float]:
     recipe = load_recipe(None, {"loss.lambda_vgg": 0.0})
     space = LabelSpace(args.label_nc, dontcare=True, use_instance=True)
     torch.manual_seed(0)
-    generator = build_generator("spade", {}, GeneratorContext(space, args.size)).to(device)
-    discriminator = MultiscaleDiscriminator(space.semantic_nc + 3).to(device)
+    context = GeneratorContext(space, args.size)
+    generator = build_generator("spade", {}, context).to(device)
+    discriminator = build.build_discriminator(recipe, context).to(device)
     print(f"generator {count_parameters(generator) / 1e6:.2f}M parameters", flush=True)
     for module in generator.modules():
         if isinstance(module, SPADE):
