@@ -16,7 +16,7 @@ from spadekit.data.prepare import prepare
 from spadekit.data.reader import SplitReader
 from spadekit.data.verify import verify
 from spadekit.errors import SpadekitError
-from tests.conftest import REPO, TOY_SETTINGS
+from tests.conftest import REPO, TOY_SETTINGS, run_cli
 
 
 def checksums(root):
@@ -122,6 +122,24 @@ def test_skipped_files_are_reported_and_left_out(tmp_path, monkeypatch):
     assert summary.splits["train"].samples == 4
     assert summary.splits["train"].skipped == [("b", "labels/b.png is missing")]
     assert SplitReader(tmp_path / "m", "train").shards[0].keys == ["a", "c", "d", "e"]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_strict_stops_at_a_skipped_file_and_writes_no_shard(tmp_path, monkeypatch, workers):
+    monkeypatch.setenv("SPADEKIT_PLUGINS", "messy=tests.fixture_plugins:messy")
+    with pytest.raises(SpadekitError, match="'b' \\(train\\) cannot be used: labels/b.png is missing.*--strict"):
+        prepare("messy", tmp_path / "m", workers=workers, strict=True)
+    assert not list((tmp_path / "m").glob("*.h5")) and not list((tmp_path / "m").glob(".*.tmp*"))
+    proc = run_cli(
+        "prepare",
+        "messy",
+        "--out",
+        str(tmp_path / "cli"),
+        "--strict",
+        check=False,
+        env={"SPADEKIT_PLUGINS": "messy=tests.fixture_plugins:messy"},
+    )
+    assert proc.returncode == 1 and "labels/b.png is missing" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_label_id_out_of_range_names_the_sample(tmp_path, monkeypatch):

@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from spadekit.data import DatasetFacts, Sample
+from spadekit.data.files import as_label_dtype, check_same_size, read_index_map, read_rgb
 from spadekit.data.labelspaces import cityscapes_facts
 from spadekit.data.sample import SkipSample
 from spadekit.errors import SpadekitError
@@ -27,6 +27,7 @@ INSTANCE_SUFFIX = "_gtFine_instanceIds.png"
 POLYGON_SUFFIX = "_gtFine_polygons.json"
 COLOUR_SUFFIX = "_gtFine_color.png"
 TRAIN_IGNORE = 255
+COLOUR_HINT = "use the *_gtFine_labelIds.png / *_gtFine_instanceIds.png files, not the *_gtFine_color.png visualisation"
 LAYOUT = (
     "SRC/leftImg8bit/{train,val}/<city>/<stem>_leftImg8bit.png and "
     "SRC/gtFine/{train,val}/<city>/<stem>_gtFine_labelIds.png"
@@ -128,32 +129,28 @@ class CityscapesSource:
                 f"no gtFine instance map for {image_path}: neither {instance_path.name} nor {polygon_path.name}"
             )
 
-        image = _read_image(image_path)
+        image = read_rgb(image_path)
         need_polygons = not (label_path.is_file() and instance_path.is_file())
         annotation = _read_polygons(polygon_path) if need_polygons else None
         if label_path.is_file():
-            label = _read_index_map(label_path, "labelIds")
+            label = read_index_map(label_path, "labelIds", COLOUR_HINT)
         else:
             label = _render(annotation, polygon_path, "label")
         if instance_path.is_file():
-            instance = _read_index_map(instance_path, "instanceIds")
+            instance = read_index_map(instance_path, "instanceIds", COLOUR_HINT)
         else:
             instance = _render(annotation, polygon_path, "instance")
         instance = instance.astype(np.int32)
 
-        h, w = image.shape[:2]
-        for name, array in ((label_path.name, label), (instance_path.name, instance)):
-            if array.shape != (h, w):
-                raise SkipSample(
-                    f"{name} is {array.shape[1]}x{array.shape[0]} but its image {image_path.name} is {w}x{h}"
-                )
+        check_same_size(image, image_path, label, label_path)
+        check_same_size(image, image_path, instance, instance_path)
         label = self._to_label_space(label, label_path if label_path.is_file() else polygon_path)
         return Sample(key, image, label, instance)
 
     def _to_label_space(self, label: np.ndarray, path: Path) -> np.ndarray:
         if self.options.label_space == "labelIds":
             # Ids beyond 0..34 are left to prepare's check, which stops with a message naming the sample.
-            return label.astype(np.uint8) if int(label.max(initial=0)) <= 255 else label.astype(np.uint16)
+            return as_label_dtype(label)
         if int(label.max(initial=0)) > 255 or not self._known[label].all():
             bad = int(np.unique(label[(label > 255) | ~self._known[np.minimum(label, 255)]])[0])
             raise SpadekitError(
@@ -161,31 +158,6 @@ class CityscapesSource:
                 "with the original *_gtFine_labelIds.png."
             )
         return self._lut[label]
-
-
-def _read_image(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as im:
-            im.load()
-            return np.asarray(im.convert("RGB"))
-    except (OSError, SyntaxError, ValueError) as err:
-        raise SkipSample(f"{path} is not a readable PNG image ({err})") from None
-
-
-def _read_index_map(path: Path, what: str) -> np.ndarray:
-    try:
-        with Image.open(path) as im:
-            im.load()
-            mode = im.mode
-            array = np.asarray(im)
-    except (OSError, SyntaxError, ValueError) as err:
-        raise SkipSample(f"{path} is not a readable PNG image ({err})") from None
-    if mode in ("RGB", "RGBA", "LA", "CMYK", "YCbCr") or array.ndim != 2:
-        raise SkipSample(
-            f"{path} is a colour image (mode {mode}); {what} PNGs are single-channel id maps, "
-            "not the *_gtFine_color.png visualisation"
-        )
-    return array.astype(np.int64)
 
 
 def _read_polygons(path: Path):

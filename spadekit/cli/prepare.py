@@ -36,6 +36,9 @@ def prepare_command(
     shard_index: int = typer.Option(0, "--shard-index", min=0, help="This part of a split job (0-based)."),
     num_shards: int = typer.Option(1, "--num-shards", min=1, help="Number of parts of a split job."),
     sets: list[str] = typer.Option(None, "--set", help="key=value: dataset options, shard_size, resize."),
+    strict: bool = typer.Option(
+        False, "--strict", help="Stop at the first unusable source file instead of skipping it."
+    ),
 ) -> None:
     """Convert DATASET into shards under --out; re-run with --resume after an interruption."""
     with progress_bar("samples") as progress:
@@ -50,6 +53,7 @@ def prepare_command(
             shard_index=shard_index,
             num_shards=num_shards,
             progress=_Bar(progress),
+            strict=strict,
         )
     _print_summary(summary)
 

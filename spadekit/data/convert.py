@@ -41,8 +41,8 @@ class Shard:
 class SampleLoader:
     """Loads (and resizes) samples in order, in worker processes when workers > 1."""
 
-    def __init__(self, dataset, options, src, resize, workers, source):
-        self.args = (dataset, options, src, resize)
+    def __init__(self, dataset, options, src, resize, workers, source, strict=False):
+        self.args = (dataset, options, src, resize, strict)
         self.workers = max(1, workers)
         self.source = source
         self.pool = None
@@ -64,7 +64,7 @@ class SampleLoader:
         if self.pool is not None:
             results = self.pool.imap(_load_in_worker, tasks, chunksize=2)
         else:
-            _WORKER.update(source=self.source, resize=self.args[3])
+            _WORKER.update(source=self.source, resize=self.args[3], strict=self.args[4])
             results = map(_load_in_worker, tasks)
         for shard in shards:
             samples, skipped = [], []
@@ -82,10 +82,10 @@ class SampleLoader:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(dataset: str, options: dict, src: Path | None, resize) -> None:
+def _init_worker(dataset: str, options: dict, src: Path | None, resize, strict: bool) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     spec = registry.get("datasets", dataset)
-    _WORKER.update(source=spec.build(options, src=src), resize=resize)
+    _WORKER.update(source=spec.build(options, src=src), resize=resize, strict=strict)
 
 
 def _load_in_worker(task: tuple[str, str]) -> Sample | tuple[str, str]:
@@ -94,6 +94,11 @@ def _load_in_worker(task: tuple[str, str]) -> Sample | tuple[str, str]:
     try:
         sample = source.load(split, key)
     except SkipSample as skip:
+        if _WORKER["strict"]:
+            raise SpadekitError(
+                f"Sample {key!r} ({split}) cannot be used: {skip}; fix or remove that file "
+                "(without --strict it is skipped and listed)."
+            ) from None
         return (key, str(skip))
     sample.check()
     _check_label_ids(sample, source.facts, split)

@@ -4,7 +4,9 @@ The output folder holds `prepare.json` (what was asked: dataset, options, splits
 record per finished shard in `.parts/` (sample count, sha256, class pixel counts, skipped files), and, once
 every shard of every split exists, `manifest.json`. Shard j of a split always holds the same samples, so
 an interrupted run resumed with `resume=True`, or disjoint `shard_index/num_shards` parts run on several
-machines, produce exactly the shards of one uninterrupted run.
+machines, produce exactly the shards of one uninterrupted run. A source file the plugin cannot use is skipped
+and listed (in the shard's record and the summary); with `strict=True` it stops the preparation instead.
+Either way a shard is written whole or not at all.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ def prepare(
     shard_index: int = 0,
     num_shards: int = 1,
     progress: Progress | None = None,
+    strict: bool = False,
 ) -> PrepareSummary:
     """Write the shards of `dataset` under `out`; see the module docstring for the guarantees."""
     if not 0 <= shard_index < num_shards:
@@ -105,7 +108,7 @@ def prepare(
             stale.unlink()
     if progress:
         progress.start(sum(len(s.keys) for s in mine))
-    loader = SampleLoader(dataset, job["options"], src, core.resize, workers, source)
+    loader = SampleLoader(dataset, job["options"], src, core.resize, workers, source, strict)
     with loader:
         for shard, samples, skipped in loader.shards(mine, progress):
             _write(out, shard, samples, skipped, source.facts)

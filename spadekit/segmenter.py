@@ -1,0 +1,47 @@
+"""The segmenter plugin contract: photos in, label maps out.
+
+A segmenter plugin is an entry point in the `spadekit.segmenters` group naming a `PluginSpec` whose factory is
+called as `factory(options, device=torch.device, facts=DatasetFacts | None)` and returns an object with:
+
+- `facts`: the `DatasetFacts` of the label space it predicts (class names, palette); the ids it returns are
+  class ids of that space (never the don't-care id);
+- `predict(images, size=None)`: `images` is a float tensor B x 3 x H x W, RGB in [0, 1], of any size, on any
+  device; the result is an int64 tensor B x h x w of class ids at `size` = (h, w), by default the input size.
+  The segmenter does its own normalization and resizing, and runs without gradients, in eval mode.
+
+Every segmenter plugin's options accept `checkpoint` (the weights file). Loading weights is the plugin's job;
+a missing file is a SpadekitError naming it, never random weights. `facts` is given only when a caller builds
+an untrained segmenter to train it (`spadekit segmenter train`); a plugin that cannot be trained says so.
+
+Uses: `spadekit prepare flickr` (auto-labelling photos), `spadekit bench` (mIoU of generated images).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from spadekit import registry
+from spadekit.data.manifest import DatasetFacts
+
+
+class Segmenter(Protocol):
+    facts: DatasetFacts
+
+    def predict(self, images: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor: ...
+
+
+def build_segmenter(
+    name: str,
+    checkpoint: Path | str | None = None,
+    options: dict[str, Any] | None = None,
+    device: torch.device | str = "cpu",
+    facts: DatasetFacts | None = None,
+) -> Segmenter:
+    """Build segmenter plugin `name` with its options (plus `checkpoint`, when given) on `device`."""
+    values = dict(options or {})
+    if checkpoint is not None:
+        values["checkpoint"] = str(checkpoint)
+    return registry.get("segmenters", name).build(values, device=torch.device(device), facts=facts)
