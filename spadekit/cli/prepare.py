@@ -65,6 +65,8 @@ def _print_summary(summary: PrepareSummary) -> None:
         seen = f"{len(part.classes_seen)} of {facts.label_nc}"
         table.add_row(name, str(part.samples), f"{part.shards_done}/{part.shards_total}", seen, str(len(part.skipped)))
     console.print(table)
+    for line in summary.notes:
+        console.print(f"  {line}", highlight=False)
     for name, part in summary.splits.items():
         for key, reason in part.skipped[:20]:
             console.print(f"  skipped {name}/{key}: {reason}", highlight=False)

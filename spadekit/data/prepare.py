@@ -70,6 +70,7 @@ class PrepareSummary:
     splits: dict[str, SplitSummary]
     written_now: int  # shards written by this call
     complete: bool  # manifest written
+    notes: list[str] = field(default_factory=list)  # the source's own summary lines (e.g. what a filter kept)
 
 
 def prepare(
@@ -112,7 +113,9 @@ def prepare(
     with loader:
         for shard, samples, skipped in loader.shards(mine, progress):
             _write(out, shard, samples, skipped, source.facts)
-    return _finish(out, source.facts, plan, splits, core.resize, written_now=len(mine))
+    summary = _finish(out, source.facts, plan, splits, core.resize, written_now=len(mine))
+    summary.notes = list(getattr(source, "summary_lines", list)())
+    return summary
 
 
 def _split_settings(settings: dict[str, Any], spec: registry.PluginSpec) -> tuple[PrepareOptions, BaseModel]:

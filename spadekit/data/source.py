@@ -2,6 +2,8 @@
 
 A dataset plugin's spec has `kind="datasets"` and a factory `factory(options, src: Path | None)` that returns
 a `DatasetSource`. Keys must come in a deterministic order: shard contents, and so checksums, follow it.
+A source may also define `summary_lines() -> list[str]`: lines prepare prints under its summary table (for
+example how many images a subset filter kept).
 """
 
 from __future__ import annotations
