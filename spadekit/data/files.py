@@ -58,6 +58,9 @@ def check_same_size(image: np.ndarray, image_path: Path, array: np.ndarray, arra
         )
 
 
-def as_label_dtype(label: np.ndarray) -> np.ndarray:
-    """uint8 when every id fits, else uint16 (the two label types a shard stores)."""
-    return label.astype(np.uint8) if int(label.max(initial=0)) <= 255 else label.astype(np.uint16)
+def as_label_dtype(label: np.ndarray, path: Path | None = None) -> np.ndarray:
+    """uint8 when every id fits, else uint16 (the two label types a shard stores); larger ids are skipped."""
+    top = int(label.max(initial=0))
+    if top > np.iinfo(np.uint16).max:
+        raise SkipSample(f"{path or 'a label map'} holds id {top}, which no label space here has (ids fit 16 bits)")
+    return label.astype(np.uint8) if top <= 255 else label.astype(np.uint16)

@@ -212,7 +212,7 @@ def _finish(out: Path, facts: DatasetFacts, plan: list[Shard], splits: list[str]
         record = json.loads(_part_path(out, shard).read_text())
         part.shards_done += 1
         part.samples += record["num_samples"]
-        part.classes_seen |= {int(i) for i in record["class_pixels"]}
+        part.classes_seen |= {int(i) for i in record["class_pixels"] if int(i) < facts.label_nc}  # not don't-care
         part.skipped += [tuple(s) for s in record["skipped"]]
         shards[shard.split].append(ShardInfo(**{k: record[k] for k in ("file", "num_samples", "sha256")}))
     complete = all(p.shards_done == p.shards_total for p in summary.values())
