@@ -38,6 +38,18 @@ def write_shard(path: Path, split: str, index: int, samples: list[Sample]) -> st
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        _write_h5(tmp, split, index, samples)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # nothing half-written stays behind
+        raise
+    fsync_file(tmp)
+    digest = sha256_file(tmp)
+    os.replace(tmp, path)
+    return digest
+
+
+def _write_h5(tmp: Path, split: str, index: int, samples: list[Sample]) -> None:
     with h5py.File(tmp, "w", libver="v110", track_order=False) as f:
         f.attrs["schema_version"] = SCHEMA_VERSION
         f.attrs["split"] = split
@@ -53,10 +65,6 @@ def write_shard(path: Path, split: str, index: int, samples: list[Sample]) -> st
             offsets = np.concatenate([[0], np.cumsum([p.size for p in parts], dtype=np.int64)])
             f.create_dataset(name, data=flat)
             f.create_dataset(f"{name}_offsets", data=offsets.astype(np.int64))
-    fsync_file(tmp)
-    digest = sha256_file(tmp)
-    os.replace(tmp, path)
-    return digest
 
 
 def _stored(name: str, array: np.ndarray | None) -> np.ndarray:
