@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from spadekit import __version__
-from spadekit.cli import data, imports, plugins, prepare, recipe, train
+from spadekit.cli import data, imports, plugins, prepare, recipe, segmenter, train
 from spadekit.cli.common import err_console
 from spadekit.errors import SpadekitError
 
@@ -25,6 +25,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(recipe.app, name="recipe")
 app.command("train")(train.train_command)
 app.add_typer(imports.app, name="import")
+app.add_typer(segmenter.app, name="segmenter")
 
 _state = {"debug": False}
 

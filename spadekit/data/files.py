@@ -22,7 +22,7 @@ def read_rgb(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im.load()
-            return np.asarray(im.convert("RGB"))
+            return np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
     except (OSError, SyntaxError, ValueError) as err:
         raise SkipSample(f"{path} is not a readable image ({err})") from None
 
