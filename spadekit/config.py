@@ -62,10 +62,15 @@ class DiscriminatorSection(BaseModel):
 
 
 class LossSection(BaseModel):
+    """The generator's loss terms and weights. A generator plugin may declare other defaults (its options
+    model's `default_loss`, see `spadekit.generator`); the recipe overrides those."""
+
     model_config = _SECTION
     gan_mode: Literal["hinge", "ls", "original"] = "hinge"
+    lambda_gan: float = Field(1.0, ge=0)  # 0: no adversarial training, the discriminator step is skipped
     lambda_feat: float = Field(10.0, ge=0)
     lambda_vgg: float = Field(10.0, ge=0)
+    lambda_l1: float = Field(0.0, ge=0)  # pixel L1 between generated and real image (a regression loss)
     lambda_kld: float = Field(0.05, ge=0)
     vgg_weights: Path | None = None
 
@@ -155,9 +160,21 @@ def load_recipe(path: Path | None, overrides: dict[str, Any] | None = None) -> R
     """Load a recipe: defaults < TOML file < SPADEKIT_* environment < dotted `overrides` (from --set)."""
     data = _read_toml(Path(path)) if path is not None else {}
     nested = _nest_overrides(overrides or {})
+    recipe = _settings(data, nested, path)
+    plugin_loss = _plugin_default_loss(recipe.model.name)
+    if plugin_loss:  # beneath the recipe's own [loss] values, so that everything above still overrides them
+        recipe = _settings({**data, "loss": {**plugin_loss, **data.get("loss", {})}}, nested, path)
+    _check_losses(recipe.loss)
+    options = _plugin_options(recipe.model.name, recipe.model.options)
+    model = ModelSection(name=recipe.model.name, **options.model_dump(mode="json"))
+    return recipe.model_copy(update={"model": model})
+
+
+def _settings(data: dict[str, Any], nested: dict[str, dict[str, Any]], path: Path | None) -> Recipe:
+    """The Recipe from the TOML data (beneath) the environment and the --set overrides."""
     token = _RECIPE_DATA.set(data)
     try:
-        recipe = Recipe(**nested)
+        return Recipe(**nested)
     except ValidationError as err:
         where = _origin(err.errors()[0]["loc"], nested, path)
         raise SpadekitError(registry.describe_validation_error(err, Recipe, where)) from None
@@ -166,9 +183,31 @@ def load_recipe(path: Path | None, overrides: dict[str, Any] | None = None) -> R
         raise SpadekitError(message) from None
     finally:
         _RECIPE_DATA.reset(token)
-    options = _plugin_options(recipe.model.name, recipe.model.options)
-    model = ModelSection(name=recipe.model.name, **options.model_dump(mode="json"))
-    return recipe.model_copy(update={"model": model})
+
+
+def _plugin_default_loss(name: str) -> dict[str, Any]:
+    """The [loss] defaults a generator plugin declares (`default_loss` on its options model), checked."""
+    declared = getattr(registry.get("generators", name).options, "default_loss", None) or {}
+    try:
+        LossSection.model_validate(declared)
+    except ValidationError as err:
+        problem = registry.describe_validation_error(err, LossSection, f"generator plugin {name!r}'s default_loss")
+        raise SpadekitError(f"{problem.removesuffix('.')}; fix the plugin.") from None
+    return dict(declared)
+
+
+def _check_losses(loss: LossSection) -> None:
+    """Refuse loss settings that train nothing or match the features of a discriminator nobody trains."""
+    if loss.lambda_gan == 0 and loss.lambda_feat > 0:
+        raise SpadekitError(
+            f"loss.lambda_feat = {loss.lambda_feat} matches features of the discriminator, but loss.lambda_gan = 0 "
+            "trains none; set loss.lambda_feat = 0, or loss.lambda_gan > 0 for adversarial training."
+        )
+    if loss.lambda_gan == 0 and loss.lambda_vgg == 0 and loss.lambda_l1 == 0:
+        raise SpadekitError(
+            "The recipe's losses are all off (loss.lambda_gan, lambda_vgg and lambda_l1 are 0), so nothing would "
+            "train the generator; set loss.lambda_vgg (needs the VGG19 weights), loss.lambda_l1 or loss.lambda_gan."
+        )
 
 
 def _plugin_options(name: str, options: dict[str, Any]) -> BaseModel:

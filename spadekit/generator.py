@@ -11,14 +11,28 @@ factory returns an `nn.Module` that:
   (the latent size, or None when `forward` takes no z).
 
 The dataset facts come from the shards (never from the recipe), so a plugin never repeats them.
+
+Default losses: a generator that is not trained with the recipe defaults (the paper's GAN objective) says
+so with a `default_loss` class variable on its options model, a dict of `[loss]` keys and values, e.g. CRN's
+`{"lambda_gan": 0.0, "lambda_feat": 0.0}` (regression only). These sit between spadekit's defaults and the
+recipe: a recipe's [loss] section, SPADEKIT_LOSS__* and `--set loss.*` override them. With `lambda_gan = 0`
+the trainer runs no discriminator step at all.
+
+Parameter counts: `parameter_count` builds a generator on the meta device (`build_on_meta`: nothing is
+allocated; a plugin should build there, so it must not compute with its weights in `__init__`) and counts
+it without its image encoder. `PAPER_CONTEXTS` are the paper's label spaces at 256x256, for counts
+comparable with its tables (`spadekit plugins --json` reports them).
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import nn
+from torch.nn.utils import parametrizations
 
 from spadekit import registry
 from spadekit.errors import SpadekitError
@@ -59,3 +73,44 @@ def build_generator(name: str, options: dict[str, Any], context: GeneratorContex
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+def count_generator_parameters(generator: nn.Module) -> int:
+    """The generator's parameters without its image encoder's (as the paper counts them)."""
+    encoder = count_parameters(generator.encoder) if getattr(generator, "encoder", None) is not None else 0
+    return count_parameters(generator) - encoder
+
+
+# The paper's label spaces (official `semantic_nc`) at 256x256. Its Table 3 counts are ADE20K's: the SPADE
+# generator has 96.49M parameters there ("96M") and 97.48M at COCO-Stuff.
+PAPER_CONTEXTS = {
+    "coco-stuff": GeneratorContext(LabelSpace(182, dontcare=True, use_instance=True), 256),  # 184 channels
+    "ade20k": GeneratorContext(LabelSpace(150, dontcare=True, use_instance=False), 256),  # 151 channels
+}
+
+
+def build_on_meta(name: str, options: dict[str, Any], context: GeneratorContext) -> nn.Module:
+    """The named generator built on the meta device: shapes only, nothing allocated; for counting."""
+    with _meta_device():
+        return build_generator(name, options, context)
+
+
+def parameter_count(name: str, options: dict[str, Any], context: GeneratorContext) -> int:
+    """The named generator's parameters (without its encoder), counted without allocating them."""
+    return count_generator_parameters(build_on_meta(name, options, context))
+
+
+@contextlib.contextmanager
+def _meta_device():
+    """torch.device("meta"), with spectral norm's 15 power iterations at construction skipped: on meta
+    tensors they compute nothing, but their Python meta kernels take seconds for a large generator."""
+    spectral = getattr(parametrizations, "_SpectralNorm", None)
+    power_method = getattr(spectral, "_power_method", None)
+    if power_method is not None:
+        spectral._power_method = lambda self, weight_mat, n_power_iterations: None
+    try:
+        with torch.device("meta"):
+            yield
+    finally:
+        if power_method is not None:
+            spectral._power_method = power_method

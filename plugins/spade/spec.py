@@ -13,7 +13,8 @@ class SpadeOptions(BaseModel):
     """The paper's generator and its Table 3/4 variants. Defaults are the paper's configuration.
 
     Width: ngf 64 is the paper's 96M-parameter generator; the "compact" generator of Tables 3 and 4 (61M)
-    is ngf 48, the large one (141M) ngf 80 (parameter counts for ADE20K at 256x256)."""
+    is ngf 48, the large one (141M) ngf 80 (parameter counts for ADE20K at 256x256). `concat = true` is
+    Table 3's "decoder w/ Concat" (79M): the same residual blocks without SPADE."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -32,6 +33,11 @@ class SpadeOptions(BaseModel):
     kernel_size: Literal[1, 3, 5] = Field(3, description="conv kernel acting on the label map inside SPADE")
     hidden: int = Field(128, gt=0, description="width of SPADE's shared conv")
     spectral: bool = Field(True, description="spectral norm on the residual blocks' convs")
+    concat: bool = Field(
+        False,
+        description="decoder w/ Concat (Table 3): each SPADE becomes the parameter-free `norm` and the label map "
+        "is concatenated to the input of the conv it fed",
+    )
 
     @model_validator(mode="after")
     def _vae_takes_noise(self) -> SpadeOptions:

@@ -1,4 +1,5 @@
-"""The training loop: set up, resume, then alternate one generator and one discriminator step.
+"""The training loop: set up, resume, then alternate one generator and one discriminator step (no
+discriminator step when the loss is regression only, `loss.lambda_gan = 0`).
 
 `train()` prepares the run directory and launches `run_worker` on every process (see
 `spadekit.train.distributed`); `run_worker` reads top to bottom: data, networks, optimizers, resume,
@@ -103,9 +104,11 @@ def run_worker(env: DistEnv, job: TrainJob) -> None:
                 with build.autocast(t.precision, env.device):
                     losses_G, _ = objective.generator_losses(semantics, batch["image"])
                 _update(opt_G, scalers[0], losses_G)
-                with build.autocast(t.precision, env.device):
-                    losses_D = objective.discriminator_losses(semantics, batch["image"])
-                _update(opt_D, scalers[1], losses_D)
+                losses_D = {}
+                if objective.trains_discriminator:  # not with loss.lambda_gan = 0 (regression only)
+                    with build.autocast(t.precision, env.device):
+                        losses_D = objective.discriminator_losses(semantics, batch["image"])
+                    _update(opt_D, scalers[1], losses_D)
                 _stop_unless_finite({**losses_G, **losses_D}, counters.step + 1, job.run_dir, env)
                 if ema is not None:
                     ema.update(nets.generator, t.ema_decay)

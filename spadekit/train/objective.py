@@ -1,14 +1,16 @@
 """The paper's objective (Section 3 and Appendix A): one generator step and one discriminator step.
 
-G minimizes the hinge GAN loss, feature matching (lambda_feat), the VGG19 perceptual loss (lambda_vgg)
-and, with an image encoder, the KL divergence of its latent (lambda_kld). D minimizes the hinge loss on
-real and generated images. D sees the semantics concatenated with the image, real and fake stacked in one
-batch, as the official code does.
+G minimizes the hinge GAN loss (weighted lambda_gan), feature matching (lambda_feat), the VGG19 perceptual
+loss (lambda_vgg), a pixel L1 loss (lambda_l1, off by default) and, with an image encoder, the KL divergence
+of its latent (lambda_kld). D minimizes the hinge loss on real and generated images. D sees the semantics
+concatenated with the image, real and fake stacked in one batch, as the official code does. With
+lambda_gan = 0 (a regression-trained generator such as CRN) D is never run: `trains_discriminator` is False.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from spadekit.config import LossSection
@@ -40,22 +42,33 @@ class Objective:
         self.g_step, self.discriminator = g_step, discriminator
         self.loss, self.vgg = loss, vgg
 
+    @property
+    def trains_discriminator(self) -> bool:
+        return self.loss.lambda_gan > 0
+
     def generator_losses(self, semantics: Tensor, real: Tensor) -> tuple[dict[str, Tensor], Tensor]:
         fake, mu, logvar = self.g_step(semantics, real)
+        losses = self._adversarial_losses(semantics, fake, real) if self.trains_discriminator else {}
+        if self.vgg is not None and self.loss.lambda_vgg > 0:
+            losses["G_VGG"] = self.vgg(fake, real) * self.loss.lambda_vgg
+        if self.loss.lambda_l1 > 0:
+            losses["G_L1"] = F.l1_loss(fake.float(), real.float()) * self.loss.lambda_l1
+        if mu is not None and self.loss.lambda_kld > 0:
+            losses["KLD"] = kld_loss(mu, logvar) * self.loss.lambda_kld
+        return losses, fake
+
+    def _adversarial_losses(self, semantics: Tensor, fake: Tensor, real: Tensor) -> dict[str, Tensor]:
         raw_d = unwrap(self.discriminator)
         raw_d.requires_grad_(False)  # D's weights get no gradient from G's loss
         try:
             pred_fake, pred_real = self._discriminate(raw_d, semantics, fake, real)
         finally:
             raw_d.requires_grad_(True)
-        losses = {"G_GAN": gan_loss(pred_fake, True, for_discriminator=False, mode=self.loss.gan_mode)}
+        g_gan = gan_loss(pred_fake, True, for_discriminator=False, mode=self.loss.gan_mode)
+        losses = {"G_GAN": g_gan * self.loss.lambda_gan}
         if self.loss.lambda_feat > 0:
             losses["G_feat"] = feature_matching_loss(pred_fake, pred_real, self.loss.lambda_feat)
-        if self.vgg is not None and self.loss.lambda_vgg > 0:
-            losses["G_VGG"] = self.vgg(fake, real) * self.loss.lambda_vgg
-        if mu is not None and self.loss.lambda_kld > 0:
-            losses["KLD"] = kld_loss(mu, logvar) * self.loss.lambda_kld
-        return losses, fake
+        return losses
 
     def discriminator_losses(self, semantics: Tensor, real: Tensor) -> dict[str, Tensor]:
         with torch.no_grad():

@@ -1,0 +1,32 @@
+"""tinygen: a third-party generator plugin, written against spadekit's public API only.
+
+This module is what the entry point names: the spec, light to import (no torch); the network is in
+`spadekit_tinygen.generator`, imported when the plugin is built.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from spadekit.registry import PluginSpec
+
+
+class TinyGenOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    width: int = Field(16, gt=0, description="channels of the hidden convs")
+
+
+def build(options: TinyGenOptions, context):
+    from spadekit_tinygen.generator import TinyGenerator
+
+    return TinyGenerator(options.width, context)
+
+
+spec = PluginSpec(
+    kind="generators",
+    name="tinygen",
+    summary="Three convs from the label map to RGB (a third-party plugin for spadekit's contract test).",
+    options=TinyGenOptions,
+    factory=build,
+)
