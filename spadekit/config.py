@@ -90,6 +90,7 @@ class TrainSection(BaseModel):
     epochs: int = Field(50, gt=0)
     decay_epochs: int = Field(0, ge=0)  # the last `decay_epochs` of `epochs` decay the lr linearly to 0
     max_steps: int | None = Field(None, gt=0)
+    max_minutes: float | None = Field(None, gt=0)  # stop (with samples and a checkpoint) after this much training
     seed: int = Field(0, ge=0)
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     ema_decay: float = Field(0.999, ge=0, lt=1)  # 0 turns the EMA generator off

@@ -112,6 +112,15 @@ def test_nan_loss_stops_before_saving_and_keeps_the_last_good_checkpoint(tmp_pat
     assert _final_state(run)["step"] == 2
 
 
+def test_max_minutes_stops_with_samples_and_a_checkpoint_and_resumes(tmp_path, toy_shards):
+    run = tmp_path / "run"
+    train(TrainJob(_recipe(toy_shards, **{"train.max_minutes": 1e-6, "train.max_steps": 50}), run))
+    assert _final_state(run)["step"] == 1  # the budget ran out during the first step
+    assert latest_checkpoint(run).name == "step_00000001.pt" and list((run / "samples").glob("*1.png"))
+    train(TrainJob(_recipe(toy_shards, **{"train.max_steps": 3}), run, resume=True))  # a new budget is no change
+    assert _final_state(run)["step"] == 3
+
+
 def test_existing_run_needs_resume_and_resume_needs_the_same_recipe(tmp_path, toy_shards):
     run = tmp_path / "run"
     train(TrainJob(_recipe(toy_shards, **{"train.max_steps": 1}), run))

@@ -96,6 +96,7 @@ def run_worker(env: DistEnv, job: TrainJob) -> None:
     logger = RunLogger(job.run_dir, env.is_main, resume_step=counters.step if job.resume else None)
     samples = build.sample_batch(recipe, env.device) if env.is_main else None
     meter = _Meter()
+    deadline = time.monotonic() + 60 * t.max_minutes if t.max_minutes else None
     with _Progress(env.is_main, total, counters.step, recipe.data.batch_size) as progress:
         while counters.step < total:
             loader.set_epoch(counters.epoch, skip_batches=counters.epoch_step)
@@ -116,6 +117,8 @@ def run_worker(env: DistEnv, job: TrainJob) -> None:
                 counters.epoch_step += 1
                 meter.add({**losses_G, **losses_D}, batch["image"].shape[0] * env.world_size)
                 progress.advance(meter.latest)
+                if deadline is not None and _time_is_up(deadline, env):
+                    total = counters.step  # train.max_minutes: log, sample and save as at the last step
                 if counters.step % t.log_every == 0 or counters.step == total:
                     logger.log(counters.step, {**meter.flush(env), **_lrs(opt_G, opt_D), "epoch": counters.epoch})
                 if counters.step % t.sample_every == 0 or counters.step == total:
@@ -165,6 +168,14 @@ def _stop_unless_finite(losses: dict[str, Tensor], step: int, run_dir: Path, env
         kept = f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
         raise SpadekitError(f"Training diverged at step {step} ({bad or 'on another rank'}); {kept}. Lower the "
                             "learning rates or use train.precision = 'fp32', then resume with --resume.")
+
+
+def _time_is_up(deadline: float, env: DistEnv) -> bool:
+    """Whether train.max_minutes have passed, as rank 0 sees it, so that every rank stops at the same step."""
+    up = torch.tensor([float(time.monotonic() >= deadline)], device=env.device)
+    if env.distributed:
+        dist.broadcast(up, src=0)
+    return bool(up.item())
 
 
 def _lrs(opt_G, opt_D) -> dict[str, float]:

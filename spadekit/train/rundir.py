@@ -16,7 +16,7 @@ from spadekit.train.checkpoint import latest_checkpoint
 CONFIG = "config.toml"
 # keys that may change when a run is resumed: they do not change what is computed
 RESUMABLE_CHANGES = {
-    "train.max_steps", "train.log_every", "train.sample_every", "train.checkpoint_every",
+    "train.max_steps", "train.max_minutes", "train.log_every", "train.sample_every", "train.checkpoint_every",
     "train.keep_checkpoints", "data.num_workers",
 }
 
