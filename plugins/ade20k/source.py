@@ -14,9 +14,8 @@ import re
 from pathlib import Path
 
 from spadekit.data import DatasetFacts, Sample
-from spadekit.data.files import as_label_dtype, check_same_size, read_index_map, read_rgb
+from spadekit.data.files import as_label_dtype, check_same_size, read_index_map, read_rgb, require_pair
 from spadekit.data.labelspaces import ade20k_facts
-from spadekit.data.sample import SkipSample
 from spadekit.errors import SpadekitError
 from spadekit_plugins.ade20k.outdoor import is_outdoor
 
@@ -140,10 +139,7 @@ class Ade20kSource:
 
     def load(self, split: str, key: str) -> Sample:
         image_path, label_path = self._paths(split, key)
-        if not image_path.is_file():
-            raise SkipSample(f"annotation without its image: {image_path} is missing")
-        if not label_path.is_file():
-            raise SkipSample(f"no annotation for {image_path}: {label_path} is missing")
+        require_pair(image_path, label_path, "annotation")
         image = read_rgb(image_path)
         label = read_index_map(label_path, "annotation", COLOUR_HINT)
         check_same_size(image, image_path, label, label_path)

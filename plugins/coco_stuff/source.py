@@ -18,9 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from spadekit.data import Sample
-from spadekit.data.files import as_label_dtype, check_same_size, read_index_map, read_rgb
+from spadekit.data.files import as_label_dtype, check_same_size, read_index_map, read_rgb, require_pair
 from spadekit.data.labelspaces import coco_stuff_facts
-from spadekit.data.sample import SkipSample
 from spadekit.errors import SpadekitError
 from spadekit_plugins.coco_stuff.instances import InstanceIndex
 from spadekit_plugins.coco_stuff.spec import CocoStuffOptions
@@ -68,10 +67,7 @@ class CocoStuffSource:
     def load(self, split: str, key: str) -> Sample:
         image_path = self._images(split) / f"{key}.jpg"
         label_path = self._labels(split) / f"{key}.png"
-        if not image_path.is_file():
-            raise SkipSample(f"stuffthingmaps label without its image: {image_path} is missing")
-        if not label_path.is_file():
-            raise SkipSample(f"no stuffthingmaps label for {image_path}: {label_path} is missing")
+        require_pair(image_path, label_path, "stuffthingmaps label")
         image = read_rgb(image_path)
         label = read_index_map(label_path, "stuffthingmaps label", COLOUR_HINT)
         check_same_size(image, image_path, label, label_path)

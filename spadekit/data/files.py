@@ -48,6 +48,14 @@ def read_index_map(path: Path, what: str = "label", colour_hint: str = "") -> np
     return array.astype(np.int64)
 
 
+def require_pair(image_path: Path, label_path: Path, what: str) -> None:
+    """Skip a sample whose image or whose `what` (e.g. "annotation") file is missing, naming the absent one."""
+    if not Path(image_path).is_file():
+        raise SkipSample(f"{what} without its image: {image_path} is missing")
+    if not Path(label_path).is_file():
+        raise SkipSample(f"no {what} for {image_path}: {label_path} is missing")
+
+
 def check_same_size(image: np.ndarray, image_path: Path, array: np.ndarray, array_path: Path) -> None:
     """Skip a sample whose label (or instance) map is not the size of its image."""
     h, w = image.shape[:2]

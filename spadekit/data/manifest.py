@@ -77,7 +77,7 @@ class Manifest(BaseModel):
             hint = (
                 "the preparation did not finish; re-run `spadekit prepare ... --resume`"
                 if (Path(root) / ".parts").is_dir()
-                else "is this the --out folder of `spadekit prepare`?"
+                else "point to the --out folder of `spadekit prepare`"
             )
             raise SpadekitError(f"{path} does not exist: {hint}.")
         try:
