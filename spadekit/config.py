@@ -109,13 +109,15 @@ class TrainSection(BaseModel):
 
 
 class BenchSection(BaseModel):
+    """The benchmark protocol's choices (see `spadekit.bench.protocol`); `spadekit bench` flags override them."""
+
     model_config = _SECTION
     split: str = "val"
     num_images: int | None = Field(None, gt=0)  # None: the whole split
-    fid_resize: Literal["bicubic", "bilinear", "nearest", "lanczos"] = "bicubic"
-    segmenter: str | None = None
+    segmenter: str | None = None  # a segmenter plugin; "smp" when only segmenter_ckpt is set
     segmenter_ckpt: Path | None = None
-    fid_weights: Path | None = None
+    fid_weights: Path | None = None  # torch-fidelity's Inception weights; default: the torch hub cache's
+    latent: Literal["encode", "prior"] = "encode"  # VAE generators: z around the paired real image's encoding
     seed: int = Field(0, ge=0)
 
 

@@ -32,3 +32,8 @@ def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
         while block := f.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def cache_dir() -> Path:
+    """spadekit's cache folder: $SPADEKIT_CACHE, else ~/.cache/spadekit."""
+    return Path(os.environ.get("SPADEKIT_CACHE") or Path.home() / ".cache" / "spadekit").expanduser()

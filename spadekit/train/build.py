@@ -46,14 +46,14 @@ def generator_context(recipe: Recipe, facts: DatasetFacts) -> GeneratorContext:
     return GeneratorContext(space, recipe.data.crop_size, recipe.data.aspect_ratio)
 
 
-def check_precision(precision: str, device: torch.device) -> None:
+def check_precision(precision: str, device: torch.device, option: str = "train.precision") -> None:
     """Refuse precisions the device would run slowly or unsafely, with the reason."""
     if precision == "fp16" and device.type != "cuda":
-        raise SpadekitError("train.precision = 'fp16' needs a CUDA GPU (fp16 on a CPU is slow and unscaled); "
-                            "use 'bf16' or 'fp32' on the CPU.")
+        raise SpadekitError(f"{option} fp16 needs a CUDA GPU (fp16 on a CPU is slow and unscaled); "
+                            "use bf16 or fp32 on the CPU.")
     if precision == "bf16" and device.type == "cpu" and not cpu_has_fast_bf16():
-        raise SpadekitError("train.precision = 'bf16' on this CPU would run in software emulation (it has no "
-                            "AVX512-BF16 or AMX; emulated bf16 is hundreds of times slower than fp32); use 'fp32'.")
+        raise SpadekitError(f"{option} bf16 on this CPU would run in software emulation (it has no "
+                            "AVX512-BF16 or AMX; emulated bf16 is hundreds of times slower than fp32); use fp32.")
 
 
 def cpu_has_fast_bf16() -> bool:

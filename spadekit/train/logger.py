@@ -93,7 +93,9 @@ def sample_grid(label_rgb: torch.Tensor, fake: torch.Tensor, real: torch.Tensor)
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """Images in [-1, 1] to uint8 pixels in [0, 255]."""
+    """Images in [-1, 1] to uint8 pixels in [0, 255], rounded, on the CPU; uint8 images stay as they are."""
+    if images.dtype == torch.uint8:
+        return images.cpu()
     return ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 

@@ -1,0 +1,205 @@
+"""`spadekit bench` for one run directory: generate the split, score it, write the results beside the run.
+
+In order: read the run's recipe (its `[bench]` section, overridden by the command line), load the EMA
+generator of the latest checkpoint, fix the protocol, then one pass over the split that generates each batch,
+segments it, and (the first time for this protocol) writes the real images to the cache and segments them
+too; then FID/KID through torch-fidelity. Results go to `RUN_DIR/bench/<split>/`: `images/` (the generated
+split), `scores.json`, `report.md` and `grid.png`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from spadekit.bench import fid
+from spadekit.bench.folders import ImageFolder, RealSet, image_name
+from spadekit.bench.protocol import Protocol, shards_digest
+from spadekit.bench.scores import Scores
+from spadekit.bench.segmentation import LabelMapping, SegmentationScorer, load_segmenter
+from spadekit.bench.synthesis import Synthesizer, eval_batches, eval_dataset
+from spadekit.cli.common import progress_bar
+from spadekit.config import BenchSection, load_recipe
+from spadekit.data.manifest import DatasetFacts, Manifest
+from spadekit.errors import SpadekitError
+from spadekit.fileio import sha256_file
+from spadekit.run import RunInfo, load_generator
+from spadekit.train.build import check_precision, shards_of
+from spadekit.train.checkpoint import latest_checkpoint
+
+GRID_ROWS = 8
+NO_SEGMENTER = "no segmenter given (--segmenter-ckpt PATH, or [bench] segmenter_ckpt in the recipe)"
+
+
+@dataclass(frozen=True)
+class BenchJob:
+    """How to bench: the command line's choices; None leaves the run's recipe value."""
+
+    overrides: dict[str, Any] = field(default_factory=dict)  # recipe keys, e.g. {"bench.num_images": 100}
+    device: torch.device = torch.device("cpu")
+    precision: str = "fp32"
+    batch_size: int = 8
+    workers: int = 0
+
+
+@dataclass
+class RunResult:
+    """The scores of one run under one protocol; `not_computed` says why a score is missing."""
+
+    name: str
+    run_dir: Path
+    generator: str
+    checkpoint: str
+    protocol: Protocol
+    scores: dict[str, float | None]  # miou, accuracy, fid, kid, kid_std
+    per_class_iou: dict[str, float | None]
+    real_scores: dict[str, float] | None  # the segmenter on the real images: the reference
+    not_computed: dict[str, str]
+    timing: dict[str, float]
+    grid: list[tuple] = field(default_factory=list, repr=False)  # (label, generated, real) uint8 tensors
+
+    @property
+    def out_dir(self) -> Path:
+        return self.run_dir / "bench" / self.protocol.split
+
+    def as_json(self) -> dict:
+        return {
+            "run": str(self.run_dir), "name": self.name, "generator": self.generator, "checkpoint": self.checkpoint,
+            "scores": self.scores, "not_computed": self.not_computed, "real_images": self.real_scores,
+            "per_class_iou": self.per_class_iou, "protocol": self.protocol.model_dump(mode="json"),
+            "timing": self.timing,
+        }
+
+
+def bench_run(run_dir: Path, job: BenchJob) -> RunResult:
+    run_dir = Path(run_dir)
+    info = RunInfo.load(run_dir)
+    recipe = load_recipe(_recipe_path(run_dir), job.overrides)
+    settings, shards = recipe.bench, shards_of(recipe)
+    check_precision(job.precision, job.device, "--precision")
+    manifest = _matching_manifest(shards, info.facts, run_dir)
+    checkpoint = latest_checkpoint(run_dir)
+    generator, _ = load_generator(run_dir, checkpoint)
+    synthesize = Synthesizer(generator.to(job.device), info.space, settings.latent, job.precision, job.device,
+                             settings.seed)
+    dataset = eval_dataset(shards, settings.split, info, settings.num_images)
+    if len(dataset) == 0:
+        raise SpadekitError(f"The {settings.split!r} split of {shards} is empty; bench another split (--split).")
+    weights = fid.find_weights(settings.fid_weights)
+    segmenter, mapping, segmenter_sha = _segmenter(settings, info.facts, job.device)
+    protocol = _protocol(manifest, settings, info, len(dataset), synthesize.latent_mode, weights,
+                         segmenter, mapping, segmenter_sha)
+
+    real = RealSet(protocol.real_set_key())
+    generated = ImageFolder(run_dir / "bench" / settings.split / "images")
+    gen_scorer = SegmentationScorer(segmenter, mapping, job.device) if segmenter else None
+    real_scores = real.cached_scores(segmenter_sha) if segmenter else None
+    real_scorer = SegmentationScorer(segmenter, mapping, job.device) if segmenter and real_scores is None else None
+    write_real = not real.images.complete
+    grid: list[tuple] = []
+
+    generated.start()
+    if write_real:
+        real.images.start()
+    started, index = time.perf_counter(), 0
+    with progress_bar("img") as bar:
+        task = bar.add_task(f"bench {run_dir.name}", total=len(dataset))
+        for batch in eval_batches(dataset, job.batch_size, job.workers, job.device):
+            fake = synthesize(batch)
+            names = [image_name(index + i, key) for i, key in enumerate(batch["key"])]
+            generated.write(names, fake)
+            if write_real:
+                real.images.write(names, batch["image_uint8"])
+            if gen_scorer:
+                gen_scorer.update(fake, batch["label"])
+            if real_scorer:
+                real_scorer.update(batch["image_uint8"], batch["label"])
+            grid.extend(zip(batch["label"].cpu(), fake, batch["image_uint8"], strict=True))
+            del grid[GRID_ROWS:]
+            index += len(names)
+            bar.advance(task, len(names))
+    seconds = time.perf_counter() - started
+    generated.commit()
+    if write_real:
+        real.images.commit()
+    if real_scorer:
+        real_scores = _summary(real_scorer.scores())
+        real.save_scores(segmenter_sha, real_scores)
+
+    scores: dict[str, float | None] = {"miou": None, "accuracy": None, "fid": None, "kid": None, "kid_std": None}
+    not_computed: dict[str, str] = {}
+    per_class: dict[str, float | None] = {}
+    if gen_scorer:
+        computed = gen_scorer.scores()
+        scores.update(_summary(computed))
+        per_class = dict(zip(segmenter.facts.class_names, computed.iou, strict=True))
+    else:
+        not_computed["miou"] = not_computed["accuracy"] = NO_SEGMENTER
+    timing = {"images": index, "synthesis_and_segmentation_s": seconds, "images_per_s": index / seconds}
+    if weights.path is None:
+        not_computed["fid"] = not_computed["kid"] = weights.missing
+    elif index < 2:
+        not_computed["fid"] = not_computed["kid"] = "FID and KID need at least 2 images"
+    else:
+        started = time.perf_counter()
+        scores.update(fid.fid_kid(generated.path, real.images.path, weights.path,
+                                  f"spadekit-real-{protocol.fidelity_key()}", job.device))
+        timing["fid_kid_s"] = time.perf_counter() - started
+    return RunResult(run_dir.name, run_dir, info.generator, checkpoint.name, protocol, scores, per_class,
+                     real_scores, not_computed, timing, grid)
+
+
+def _recipe_path(run_dir: Path) -> Path | None:
+    path = run_dir / "config.toml"
+    return path if path.is_file() else None
+
+
+def _matching_manifest(shards: Path, facts: DatasetFacts, run_dir: Path) -> Manifest:
+    manifest = Manifest.load(shards)
+    if manifest.dataset.class_names != facts.class_names:
+        raise SpadekitError(
+            f"The shards {shards} ({manifest.dataset.name}, {manifest.dataset.label_nc} classes) are not the label "
+            f"space run {run_dir} was trained on ({facts.name}, {facts.label_nc} classes); pass --shards with the "
+            "run's dataset."
+        )
+    return manifest
+
+
+def _segmenter(settings: BenchSection, facts: DatasetFacts, device: torch.device):
+    if settings.segmenter_ckpt is None:
+        return None, None, None
+    segmenter = load_segmenter(settings.segmenter or "smp", settings.segmenter_ckpt, device)
+    return segmenter, LabelMapping(facts, segmenter.facts), sha256_file(settings.segmenter_ckpt)
+
+
+def _protocol(manifest, settings, info, num, latent, weights, segmenter, mapping, segmenter_sha) -> Protocol:
+    facts = manifest.dataset
+    split = manifest.split(settings.split)
+    dontcare = f", don't-care id {facts.dontcare_id}" if facts.dontcare_id is not None else ""
+    height, width = info.context.image_size
+    return Protocol(
+        dataset=facts.name,
+        shards_sha256=shards_digest([shard.sha256 for shard in split.shards]),
+        split=settings.split,
+        num_images=num,
+        resolution=(width, height),
+        latent=latent,
+        seed=settings.seed,
+        label_space=f"{facts.name}: {facts.label_nc} classes{dontcare}",
+        segmenter=(settings.segmenter or "smp") if segmenter else None,
+        segmenter_sha256=segmenter_sha,
+        segmenter_classes=mapping.num_classes if mapping else None,
+        ignored=mapping.describe() if mapping else None,
+        fid_backend=fid.backend(),
+        inception_sha256=weights.sha256,
+        kid_subsets=fid.KID_SUBSETS,
+        kid_subset_size=fid.kid_subset_size(num),
+    )
+
+
+def _summary(scores: Scores) -> dict[str, float]:
+    return {"miou": scores.miou, "accuracy": scores.pixel_accuracy}
