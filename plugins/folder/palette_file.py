@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spadekit.data.palette import UnknownColours, decode_colours
 from spadekit.data.sample import SkipSample
 from spadekit.errors import SpadekitError
 
@@ -33,39 +34,17 @@ class Palette:
 
     def decode(self, rgb: np.ndarray, label_path: Path, dontcare_id: int | None) -> np.ndarray:
         """uint8 H x W x 3 colours -> int64 class ids; a colour not in the palette makes the sample unusable."""
-        ids = list(range(len(self.colours)))
-        colours = list(self.colours)
+        colours, ids = list(self.colours), list(range(len(self.colours)))
         if self.dontcare_colour is not None:
             colours.append(self.dontcare_colour)
             ids.append(dontcare_id)
-        table = np.array([_code(c) for c in colours], np.int64)
-        order = np.argsort(table)
-        table, values = table[order], np.array(ids, np.int64)[order]
-        codes = _code(rgb.astype(np.int64).transpose(2, 0, 1))
-        where = np.minimum(np.searchsorted(table, codes), len(table) - 1)
-        known = table[where] == codes
-        if not known.all():
-            raise SkipSample(self._unknown_colours(codes[~known], label_path))
-        return values[where]
-
-    def _unknown_colours(self, codes: np.ndarray, label_path: Path) -> str:
-        unknown, counts = np.unique(codes, return_counts=True)
-        most = np.argsort(-counts, kind="stable")[:3]
-        named = ", ".join(f"{_rgb(int(unknown[i]))} in {int(counts[i])} pixels" for i in most)
-        more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
-        return (
-            f"{label_path} has colours that palette {self.path} does not list: {named}{more}; add a line "
-            f"`R G B name` for each to the palette file"
-        )
-
-
-def _code(rgb) -> np.ndarray | int:
-    """One integer per colour: R * 65536 + G * 256 + B."""
-    return rgb[0] * 65536 + rgb[1] * 256 + rgb[2]
-
-
-def _rgb(code: int) -> tuple[int, int, int]:
-    return (code >> 16, (code >> 8) & 255, code & 255)
+        try:
+            return decode_colours(rgb, colours, ids)
+        except UnknownColours as unknown:
+            raise SkipSample(
+                f"{label_path} has colours that palette {self.path} does not list: {unknown.describe()}; add a "
+                "line `R G B name` for each to the palette file"
+            ) from None
 
 
 def read_palette(path: Path) -> Palette:

@@ -70,6 +70,18 @@ def score_rows(results: list[RunResult]) -> list[list[str]]:
     return rows
 
 
+def real_rows(results: list[RunResult]) -> list[list[str]]:
+    """The segmenter on the real images: one row per real set and segmenter, the reference for the runs."""
+    rows, seen = [], set()
+    for r in results:
+        key = (r.protocol.real_set_key(), r.protocol.segmenter_sha256)
+        if r.real_scores and key not in seen:
+            seen.add(key)
+            rows.append([f"real images ({r.protocol.split}, {r.protocol.num_images})", "-", "-",
+                         percent(r.real_scores["miou"]), percent(r.real_scores["accuracy"]), "-", "-", "-"])
+    return rows
+
+
 HEADER = ["run", "generator", "checkpoint", "mIoU", "accu", "FID", "KID x1000", "images/s"]
 
 
@@ -82,13 +94,12 @@ def print_report(results: list[RunResult]) -> None:
     table = Table(title="Scores (mIoU and accu in %, higher is better; FID and KID lower is better)",
                   title_justify="left")
     for column in HEADER:
-        table.add_column(column, justify="left" if column in ("run", "generator", "checkpoint") else "right")
+        left = column in ("run", "generator", "checkpoint")
+        table.add_column(column, justify="left" if left else "right", no_wrap=column == "run")
     for row in score_rows(results):
         table.add_row(*row)
-    for result in results:
-        if result.real_scores:
-            table.add_row(f"real images ({result.name})", "-", "-", percent(result.real_scores["miou"]),
-                          percent(result.real_scores["accuracy"]), "-", "-", "-", style="dim")
+    for row in real_rows(results):
+        table.add_row(*row, style="dim")
     console.print(table)
     for line in reasons(results):
         console.print(f"[yellow]{line}[/]", highlight=False)
@@ -118,11 +129,7 @@ def markdown(results: list[RunResult], grids: dict[str, str]) -> str:
         lines.append("")
     lines += ["## Scores", "", "mIoU and accu in %, higher is better; FID and KID (x1000) lower is better.", "",
               "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join(row) + " |" for row in score_rows(results)]
-    for r in results:
-        if r.real_scores:
-            lines.append(f"| real images ({r.name}) | - | - | {percent(r.real_scores['miou'])} | "
-                         f"{percent(r.real_scores['accuracy'])} | - | - | - |")
+    lines += ["| " + " | ".join(row) + " |" for row in score_rows(results) + real_rows(results)]
     lines.append("")
     lines += [f"- {line}" for line in reasons(results)]
     lines += _per_class(results)

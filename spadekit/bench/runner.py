@@ -59,7 +59,7 @@ class RunResult:
     per_class_iou: dict[str, float | None]
     real_scores: dict[str, float] | None  # the segmenter on the real images: the reference
     not_computed: dict[str, str]
-    timing: dict[str, float]
+    timing: dict[str, Any]  # seconds and images/s, and the device, precision and batch they were measured at
     grid: list[tuple] = field(default_factory=list, repr=False)  # (label, generated, real) uint8 tensors
 
     @property
@@ -84,7 +84,7 @@ def bench_run(run_dir: Path, job: BenchJob) -> RunResult:
     manifest = _matching_manifest(shards, info.facts, run_dir)
     checkpoint = latest_checkpoint(run_dir)
     generator, _ = load_generator(run_dir, checkpoint)
-    synthesize = Synthesizer(generator.to(job.device), info.space, settings.latent, job.precision, job.device,
+    synthesize = Synthesizer(generator, info.space, settings.latent, job.precision, job.device,
                              settings.seed)
     dataset = eval_dataset(shards, settings.split, info, settings.num_images)
     if len(dataset) == 0:
@@ -139,7 +139,8 @@ def bench_run(run_dir: Path, job: BenchJob) -> RunResult:
         per_class = dict(zip(segmenter.facts.class_names, computed.iou, strict=True))
     else:
         not_computed["miou"] = not_computed["accuracy"] = NO_SEGMENTER
-    timing = {"images": index, "synthesis_and_segmentation_s": seconds, "images_per_s": index / seconds}
+    timing = {"images": index, "synthesis_and_segmentation_s": seconds, "images_per_s": index / seconds,
+              "device": str(job.device), "precision": job.precision, "batch_size": job.batch_size}
     if weights.path is None:
         not_computed["fid"] = not_computed["kid"] = weights.missing
     elif index < 2:

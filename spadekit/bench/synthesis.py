@@ -17,12 +17,12 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Subset
 
+from spadekit import inference
 from spadekit.bench.protocol import Latent
 from spadekit.data.dataset import ShardDataset, finish
 from spadekit.data.transforms import Preprocess
 from spadekit.nn.semantics import LabelSpace, to_semantics
 from spadekit.run import RunInfo
-from spadekit.train.build import autocast
 from spadekit.train.logger import to_uint8
 
 
@@ -42,7 +42,7 @@ def eval_batches(dataset: Subset, batch_size: int, workers: int, device: torch.d
 
 @dataclass
 class Synthesizer:
-    """A generator in eval mode and how it draws latents."""
+    """A generator on the fast inference path (`spadekit.inference`) and how it draws latents."""
 
     generator: nn.Module
     space: LabelSpace
@@ -52,6 +52,7 @@ class Synthesizer:
     seed: int = 0
 
     def __post_init__(self):
+        self.generator = inference.prepare(self.generator, self.device)
         self._rng = torch.Generator(device="cpu").manual_seed(self.seed)
 
     @property
@@ -65,10 +66,7 @@ class Synthesizer:
     def __call__(self, batch: dict) -> Tensor:
         """uint8 images B x 3 x H x W (on the CPU) for a finished batch."""
         semantics = to_semantics(batch["label"], batch["edge"], self.space)
-        z = self._draw_z(batch["image"])
-        with autocast(self.precision, self.device):
-            fake = self.generator(semantics, z)
-        return to_uint8(fake)
+        return to_uint8(inference.run(self.generator, semantics, self._draw_z(batch["image"]), self.precision))
 
     def _draw_z(self, real: Tensor) -> Tensor | None:
         mode = self.latent_mode

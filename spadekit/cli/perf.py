@@ -1,0 +1,53 @@
+"""`spadekit perf`: the speed self-benchmark of this machine (see `spadekit.perf`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import typer
+from rich.table import Table
+
+from spadekit.cli.common import console
+from spadekit.fileio import atomic_write_text
+
+
+def perf_command(
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the figures as one flat JSON object.")]
+    = None,
+    device: Annotated[str | None, typer.Option("--device", help="cpu or cuda [default: cuda if available]")] = None,
+    repeats: Annotated[int, typer.Option("--repeats", min=1, help="Timed runs per figure (the median is kept).")]
+    = 3,
+    size: Annotated[int, typer.Option("--size", min=64, help="Image side; other than 256 only for a quick look.")]
+    = 256,
+) -> None:
+    """Time the generator's forward (COCO-Stuff 256x256, fp32 and bf16) beside the matmul peak, a training
+    step, the loader and prepare on this machine."""
+    from spadekit.perf import measure
+
+    chosen = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    result = measure(chosen, repeats, lambda line: console.print(f"[dim]{line}[/]", highlight=False), size)
+    table = Table(title=f"spadekit perf on {result['device']}", title_justify="left")
+    for column in ("figure", "fp32", "bf16"):
+        table.add_column(column, justify="left" if column == "figure" else "right")
+    rows = [("matmul peak GFLOP/s", "matmul_peak_gflops", "{:.0f}"),
+            (f"generator forward s/image (COCO-Stuff {size})", "generator_forward_s", "{:.3f}"),
+            (f"  achieved GFLOP/s ({result['generator_gflop']:.0f} GFLOP/image)", "generator_achieved_gflops",
+             "{:.0f}"),
+            ("training step s (batch 1)", "train_step_s", "{:.2f}")]
+    for name, key, fmt in rows:
+        table.add_row(name, *(_cell(result[f"{key}_{p}"], fmt) for p in ("fp32", "bf16")))
+    table.add_row("loader samples/s (0 / 2 workers)", f"{result['loader_samples_per_s_workers0']:.0f} / "
+                  f"{result['loader_samples_per_s_workers2']:.0f}", "")
+    table.add_row("prepare images/s (toyscapes 286 px, 2 workers)", f"{result['prepare_images_per_s']:.1f}", "")
+    console.print(table)
+    if "bf16_skipped" in result:
+        console.print(f"bf16: {result['bf16_skipped']}", highlight=False)
+    if json_out is not None:
+        atomic_write_text(json_out, json.dumps(result, indent=2) + "\n")
+
+
+def _cell(value: float | None, fmt: str) -> str:
+    return "-" if value is None else fmt.format(value)

@@ -1,0 +1,95 @@
+"""Painted masks for synthesis: an index PNG or a colour PNG in the dataset's palette, to class ids.
+
+- Index masks (8/16-bit grey or palette-mode PNG): each pixel's value is its class id; the dataset's
+  don't-care id is allowed.
+- Colour masks (RGB/RGBA): each colour must be one of the run's palette (`RunInfo.facts.palette`; black is
+  the don't-care colour when the dataset has one). A colour that is not there, such as the anti-aliased edge
+  of a brush, is an error naming the colour and how many pixels have it.
+Masks of any size are resized (nearest, as Pillow) to the generator's size; instance maps likewise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from spadekit.data.files import COLOUR_MODES
+from spadekit.data.manifest import DatasetFacts
+from spadekit.data.palette import DONTCARE_COLOUR, UnknownColours, decode_colours
+from spadekit.data.transforms import nearest_index
+from spadekit.errors import SpadekitError
+
+MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".gif")
+
+
+def read_mask(path: Path, facts: DatasetFacts) -> np.ndarray:
+    """Class ids (int64 H x W) of an index or colour mask; any problem is one sentence naming the file."""
+    path = Path(path)
+    image = _open(path, "mask")
+    if image.mode in COLOUR_MODES:
+        return _decode_colours(np.asarray(image.convert("RGB")), path, facts)
+    ids = np.asarray(image).astype(np.int64)
+    bad = facts.invalid_label_ids(ids)
+    if bad:
+        dontcare = f" or the don't-care id {facts.dontcare_id}" if facts.dontcare_id is not None else ""
+        raise SpadekitError(
+            f"Mask {path} holds class id {bad[0]}, but the run's dataset {facts.name} has ids 0..{facts.label_nc - 1}"
+            f"{dontcare}; paint with the run's classes (`spadekit plugins`, run.json lists them)."
+        )
+    return ids
+
+
+def read_instance(path: Path) -> np.ndarray:
+    """An instance map (one id per object; any integer PNG) as int64 H x W."""
+    image = _open(Path(path), "instance map")
+    if image.mode in COLOUR_MODES:
+        raise SpadekitError(f"Instance map {path} is a colour image (mode {image.mode}); give a single-channel "
+                            "PNG with one integer id per object.")
+    return np.asarray(image).astype(np.int64)
+
+
+def resize_nearest(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """H x W map to (height, width) = size, nearest neighbour exactly as Pillow's NEAREST."""
+    h, w = array.shape
+    return array[nearest_index(h, size[0])][:, nearest_index(w, size[1])]
+
+
+def mask_files(path: Path) -> list[Path]:
+    """The masks of a folder (sorted), or the one file given."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in MASK_SUFFIXES and p.is_file())
+        if not files:
+            raise SpadekitError(f"Folder {path} holds no mask images ({', '.join(MASK_SUFFIXES)}); paint some first.")
+        return files
+    if not path.is_file():
+        raise SpadekitError(f"Mask {path} does not exist; give a PNG mask or a folder of them.")
+    return [path]
+
+
+def _open(path: Path, what: str) -> Image.Image:
+    if not path.is_file():
+        raise SpadekitError(f"{what.capitalize()} {path} does not exist; check the path.")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image
+    except (OSError, SyntaxError, ValueError) as err:
+        raise SpadekitError(f"{what.capitalize()} {path} is not a readable image ({err}); save it again as PNG.")\
+            from None
+
+
+def _decode_colours(rgb: np.ndarray, path: Path, facts: DatasetFacts) -> np.ndarray:
+    colours, ids = [tuple(c) for c in facts.palette], list(range(facts.label_nc))
+    if facts.dontcare_id is not None and DONTCARE_COLOUR not in colours:
+        colours.append(DONTCARE_COLOUR)
+        ids.append(facts.dontcare_id)
+    try:
+        return decode_colours(rgb, colours, ids)
+    except UnknownColours as unknown:
+        raise SpadekitError(
+            f"Mask {path} has colours that are not in the {facts.name} palette: {unknown.describe()}; paint with "
+            "the palette's colours only (no anti-aliasing), or save the mask as an index PNG."
+        ) from None

@@ -1,0 +1,193 @@
+"""`spadekit perf`: how fast spadekit runs on this machine, beside what the machine can do.
+
+Measured, each as the median of `repeats` runs after warm-up:
+- the matmul peak of the device in fp32 and bf16 (a square matmul, GFLOP/s): the roof to read the rest against;
+- the SPADE generator's forward per 256x256 image in the COCO-Stuff configuration (184 input channels, the
+  paper's generator, batch 1) on the fast inference path (`spadekit.inference`), fp32 and bf16, with the
+  achieved GFLOP/s: the model's nominal FLOPs (counted by torch's FlopCounterMode on the plain computation,
+  382 GFLOP) over the time, so table-lookup shortcuts count as if they had done the convolution;
+- one training step (a G update, then a D update: hinge + feature matching, no VGG) of that configuration at
+  batch 1, fp32 and bf16;
+- the training loader's samples/s (toyscapes shards at 286 px, random 256 crops and flips, batch 8) with 0
+  and 2 worker processes, and prepare's images/s (toyscapes at 256 px, 2 workers).
+bf16 is measured only where the device runs it natively (CPUs with AVX512-BF16 or AMX; GPUs); elsewhere it
+is reported as null, with the reason.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from spadekit import inference
+from spadekit.generator import GeneratorContext, build_generator, build_on_meta
+from spadekit.nn.semantics import LabelSpace
+from spadekit.nn.spade import SPADE
+from spadekit.train import build
+
+COCO_SPACE = LabelSpace(182, dontcare=True, use_instance=True)  # 184 input channels
+SIZE = 256
+
+
+def timed(fn: Callable[[], object], repeats: int, warmup: int, device: torch.device) -> float:
+    """Median seconds of `fn()` over `repeats` runs after `warmup` runs."""
+    times = []
+    for i in range(warmup + repeats):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_peak_gflops(dtype: torch.dtype, device: torch.device, n: int = 2048, repeats: int = 5) -> float:
+    a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
+    return 2 * n**3 / timed(lambda: a @ b, repeats, 2, device) / 1e9
+
+
+def blocky_semantics(space: LabelSpace, batch: int, size: int, device: torch.device, seed: int = 0) -> torch.Tensor:
+    """One-hot semantics of 16x16-pixel blocks of random classes, plus sparse edges: a painted-mask stand-in."""
+    g = torch.Generator().manual_seed(seed)
+    cells = torch.randint(0, space.one_hot_nc, (batch, 1, size // 16, size // 16), generator=g)
+    label = cells.repeat_interleave(16, 2).repeat_interleave(16, 3)
+    semantics = torch.zeros(batch, space.semantic_nc, size, size).scatter_(1, label, 1.0)
+    if space.use_instance:
+        semantics[:, -1:] = (torch.rand(batch, 1, size, size, generator=g) > 0.95).float()
+    return semantics.to(device)
+
+
+def generator_flops(space: LabelSpace = COCO_SPACE, size: int = SIZE) -> float:
+    """Nominal FLOPs of one SPADE generator forward (the plain computation), counted on the meta device."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    generator = build_on_meta("spade", {}, GeneratorContext(space, size)).eval()
+    for module in generator.modules():
+        if isinstance(module, SPADE):
+            module.use_one_hot_conv = False
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        generator(torch.zeros(1, space.semantic_nc, size, size, device="meta"))
+    return float(counter.get_total_flops())
+
+
+def generator_forward_s(precision: str, device: torch.device, repeats: int, size: int = SIZE) -> float:
+    torch.manual_seed(0)
+    generator = inference.prepare(build_generator("spade", {}, GeneratorContext(COCO_SPACE, size)), device)
+    semantics = blocky_semantics(COCO_SPACE, 1, size, device)
+    return timed(lambda: inference.run(generator, semantics, None, precision), repeats, 2, device)
+
+
+def train_step_s(precision: str, device: torch.device, repeats: int, warmup: int = 1,
+                 space: LabelSpace = COCO_SPACE, size: int = SIZE, batch: int = 1, plain: bool = False,
+                 channels_last: bool = False) -> float:
+    """Median seconds of one training step (G update, then D update) of the SPADE generator at `size`."""
+    from spadekit.config import load_recipe
+    from spadekit.train.objective import GeneratorStep, Objective
+
+    recipe = load_recipe(None, {"loss.lambda_vgg": 0.0})
+    torch.manual_seed(0)
+    context = GeneratorContext(space, size)
+    generator = build_generator("spade", {}, context).to(device)
+    discriminator = build.build_discriminator(recipe, context).to(device)
+    if plain:  # the official computation: no one-hot table lookups
+        for module in generator.modules():
+            if isinstance(module, SPADE):
+                module.use_one_hot_conv = False
+    semantics = blocky_semantics(space, batch, size, device)
+    real = torch.rand(batch, 3, size, size, device=device) * 2 - 1
+    if channels_last:
+        generator, discriminator = (m.to(memory_format=torch.channels_last) for m in (generator, discriminator))
+        semantics, real = (t.contiguous(memory_format=torch.channels_last) for t in (semantics, real))
+    objective = Objective(GeneratorStep(generator), discriminator, recipe.loss, None)
+    opt_G = build.adam(generator.parameters(), recipe.optim.lr_G, recipe)
+    opt_D = build.adam(discriminator.parameters(), recipe.optim.lr_D, recipe)
+
+    def step() -> None:
+        for optimizer, losses in ((opt_G, lambda: objective.generator_losses(semantics, real)[0]),
+                                  (opt_D, lambda: objective.discriminator_losses(semantics, real))):
+            with build.autocast(precision, device):
+                loss = sum(losses().values())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+    return timed(step, repeats, warmup, device)
+
+
+def data_rates(scratch: Path, repeats: int) -> dict[str, float]:
+    """prepare images/s (toyscapes 256 px, 2 workers) and the loader's samples/s (0 and 2 workers)."""
+    from spadekit.data.dataset import ShardDataset, make_loader
+    from spadekit.data.prepare import prepare
+    from spadekit.data.transforms import Preprocess
+
+    count = 96
+    start = time.perf_counter()
+    prepare("toyscapes", scratch / "toy", settings={"num_train": count, "num_val": 1, "size": 286},
+            splits=["train"], workers=2)
+    rates = {"prepare_images_per_s": count / (time.perf_counter() - start)}
+    dataset = ShardDataset(scratch / "toy", "train", Preprocess(load_size=286, crop_size=256), train=True)
+    for workers in (0, 2):
+        loader = make_loader(dataset, 8, workers, shuffle=True, drop_last=True, seed=0, device="cpu")
+
+        def epoch(loader=loader) -> None:
+            for _ in loader:
+                pass
+
+        seconds = timed(epoch, repeats, 1, torch.device("cpu"))
+        rates[f"loader_samples_per_s_workers{workers}"] = len(loader) * 8 / seconds
+    return rates
+
+
+def measure(device: torch.device, repeats: int = 3, report: Callable[[str], None] = print,
+            size: int = SIZE) -> dict:
+    """Every figure of the module docstring, as one flat dict (keys as in `spadekit perf --json`); `size`
+    other than 256 is for a quick look only (the keys keep their names; "size" says which was used)."""
+    result: dict = {"device": _device_name(device), "threads": torch.get_num_threads(),
+                    "torch": torch.__version__, "size": size}
+    bf16 = device.type == "cuda" or build.cpu_has_fast_bf16()
+    precisions = ["fp32", "bf16"] if bf16 else ["fp32"]
+    if not bf16:
+        result["bf16_skipped"] = "this CPU has no native bf16 (AVX512-BF16 or AMX); emulated bf16 is not measured"
+    flops = generator_flops(COCO_SPACE, size)
+    result["generator_gflop"] = flops / 1e9
+    for p in ("fp32", "bf16"):
+        for key in ("matmul_peak_gflops", "generator_forward_s", "generator_achieved_gflops", "train_step_s"):
+            result[f"{key}_{p}"] = None
+    for p in precisions:
+        report(f"matmul peak {p} ...")
+        result[f"matmul_peak_gflops_{p}"] = matmul_peak_gflops(build.DTYPES[p], device)
+        report(f"generator forward {p} (COCO-Stuff {size}x{size}, batch 1) ...")
+        seconds = generator_forward_s(p, device, max(repeats, 5), size)
+        result[f"generator_forward_s_{p}"] = seconds
+        result[f"generator_achieved_gflops_{p}"] = flops / seconds / 1e9
+        report(f"training step {p} (COCO-Stuff {size}x{size}, batch 1) ...")
+        result[f"train_step_s_{p}"] = train_step_s(p, device, repeats, size=size)
+    report("prepare and loader ...")
+    with tempfile.TemporaryDirectory(prefix="spadekit-perf-") as scratch:
+        result.update(data_rates(Path(scratch), repeats))
+    return result
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    model = next((line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")), "cpu")
+    return f"cpu: {model}, {torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}"
+
+
+def _cpuinfo() -> list[str]:
+    try:
+        return Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return []

@@ -1,0 +1,71 @@
+"""The fast inference path keeps the generator's output within the stated tolerance of the plain fp32 module."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from spadekit import inference
+from spadekit.generator import GeneratorContext, build_generator
+from spadekit.nn.layers import has_spectral_norm
+from spadekit.nn.semantics import LabelSpace
+
+SPACE = LabelSpace(9, dontcare=False, use_instance=True)
+FP32_DB, REDUCED_DB = 60.0, 30.0  # the tolerances stated in spadekit.inference
+
+
+def _generator_and_input(options: dict):
+    torch.manual_seed(0)
+    generator = build_generator("spade", {"ngf": 16, "hidden": 32, **options}, GeneratorContext(SPACE, 64))
+    generator.train()
+    with torch.no_grad():  # a few training-mode batches give the batch norms real running statistics
+        for _ in range(3):
+            generator(_semantics(4), torch.randn(4, generator.z_dim) if generator.z_dim else None)
+    generator.eval()
+    semantics = _semantics(2, seed=1)
+    with torch.no_grad():  # official init (gain 0.02) gives outputs ~1e-4: scale them to span [-1, 1]
+        z = torch.zeros(2, generator.z_dim) if generator.z_dim else None
+        generator.conv_img.weight *= 0.7 / generator(semantics, z).std()
+    return generator, semantics
+
+
+def _semantics(n: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    label = torch.randint(0, 9, (n, 1, 8, 8), generator=g).repeat_interleave(8, 2).repeat_interleave(8, 3)
+    semantics = torch.zeros(n, SPACE.semantic_nc, 64, 64).scatter_(1, label, 1.0)
+    semantics[:, -1:] = (torch.rand(n, 1, 64, 64, generator=g) > 0.9).float()
+    return semantics
+
+
+@pytest.mark.parametrize("options", [{}, {"use_vae": True, "z_dim": 8}, {"norm": "instance"}])
+def test_fp32_fast_path_matches_the_plain_module(options):
+    plain, semantics = _generator_and_input(options)
+    z = torch.randn(2, plain.z_dim) if plain.z_dim else None
+    with torch.no_grad():
+        expected = plain(semantics, z)
+    fast = inference.prepare(copy.deepcopy(plain), torch.device("cpu"))
+    assert not any(has_spectral_norm(m) for m in fast.modules())  # folded
+    assert fast.head_0.conv_0.weight.is_contiguous(memory_format=torch.channels_last)
+    out = inference.run(fast, semantics, z, "fp32")
+    assert out.dtype == torch.float32 and out.shape == expected.shape
+    assert inference.psnr(out, expected) >= FP32_DB
+    assert (out - expected).abs().max() < 1e-3
+
+
+def test_bf16_fast_path_stays_within_its_tolerance():
+    plain, semantics = _generator_and_input({})
+    with torch.no_grad():
+        expected = plain(semantics)
+    out = inference.run(inference.prepare(copy.deepcopy(plain), torch.device("cpu")), semantics, None, "bf16")
+    assert out.dtype == torch.float32
+    assert REDUCED_DB <= inference.psnr(out, expected) < FP32_DB  # bf16 really ran: close, not identical
+
+
+def test_psnr_and_precision_choice():
+    a = torch.zeros(1, 3, 4, 4)
+    assert inference.psnr(a, a) == float("inf")
+    assert inference.psnr(a, a + 2 / 255) == pytest.approx(20 * torch.log10(torch.tensor(255.0)).item(), abs=1e-4)
+    assert inference.resolve_precision("fp32", torch.device("cpu")) == "fp32"
+    assert inference.resolve_precision("auto", torch.device("cpu")) in ("bf16", "fp32")
