@@ -84,8 +84,7 @@ def bench_run(run_dir: Path, job: BenchJob) -> RunResult:
     manifest = _matching_manifest(shards, info.facts, run_dir)
     checkpoint = latest_checkpoint(run_dir)
     generator, _ = load_generator(run_dir, checkpoint)
-    synthesize = Synthesizer(generator, info.space, settings.latent, job.precision, job.device,
-                             settings.seed)
+    synthesize = Synthesizer(generator, info.space, settings.latent, job.precision, job.device, settings.seed)
     dataset = eval_dataset(shards, settings.split, info, settings.num_images)
     if len(dataset) == 0:
         raise SpadekitError(f"The {settings.split!r} split of {shards} is empty; bench another split (--split).")
@@ -95,63 +94,83 @@ def bench_run(run_dir: Path, job: BenchJob) -> RunResult:
                          segmenter, mapping, segmenter_sha)
 
     real = RealSet(protocol.real_set_key())
-    generated = ImageFolder(run_dir / "bench" / settings.split / "images")
-    gen_scorer = SegmentationScorer(segmenter, mapping, job.device) if segmenter else None
     real_scores = real.cached_scores(segmenter_sha) if segmenter else None
-    real_scorer = SegmentationScorer(segmenter, mapping, job.device) if segmenter and real_scores is None else None
-    write_real = not real.images.complete
-    grid: list[tuple] = []
-
-    generated.start()
-    if write_real:
-        real.images.start()
-    started, index = time.perf_counter(), 0
-    with progress_bar("img") as bar:
-        task = bar.add_task(f"bench {run_dir.name}", total=len(dataset))
-        for batch in eval_batches(dataset, job.batch_size, job.workers, job.device):
-            fake = synthesize(batch)
-            names = [image_name(index + i, key) for i, key in enumerate(batch["key"])]
-            generated.write(names, fake)
-            if write_real:
-                real.images.write(names, batch["image_uint8"])
-            if gen_scorer:
-                gen_scorer.update(fake, batch["label"])
-            if real_scorer:
-                real_scorer.update(batch["image_uint8"], batch["label"])
-            grid.extend(zip(batch["label"].cpu(), fake, batch["image_uint8"], strict=True))
-            del grid[GRID_ROWS:]
-            index += len(names)
-            bar.advance(task, len(names))
-    seconds = time.perf_counter() - started
-    generated.commit()
-    if write_real:
-        real.images.commit()
-    if real_scorer:
-        real_scores = _summary(real_scorer.scores())
+    sinks = _Sinks(
+        generated=ImageFolder(run_dir / "bench" / settings.split / "images"),
+        real_images=None if real.images.complete else real.images,
+        gen_scorer=SegmentationScorer(segmenter, mapping, job.device) if segmenter else None,
+        real_scorer=SegmentationScorer(segmenter, mapping, job.device) if segmenter and not real_scores else None,
+    )
+    count, seconds = _generate(synthesize, dataset, sinks, job, f"bench {run_dir.name}")
+    if sinks.real_scorer:
+        real_scores = _summary(sinks.real_scorer.scores())
         real.save_scores(segmenter_sha, real_scores)
 
     scores: dict[str, float | None] = {"miou": None, "accuracy": None, "fid": None, "kid": None, "kid_std": None}
     not_computed: dict[str, str] = {}
     per_class: dict[str, float | None] = {}
-    if gen_scorer:
-        computed = gen_scorer.scores()
+    if sinks.gen_scorer:
+        computed = sinks.gen_scorer.scores()
         scores.update(_summary(computed))
         per_class = dict(zip(segmenter.facts.class_names, computed.iou, strict=True))
     else:
         not_computed["miou"] = not_computed["accuracy"] = NO_SEGMENTER
-    timing = {"images": index, "synthesis_and_segmentation_s": seconds, "images_per_s": index / seconds,
+    timing = {"images": count, "synthesis_and_segmentation_s": seconds, "images_per_s": count / seconds,
               "device": str(job.device), "precision": job.precision, "batch_size": job.batch_size}
     if weights.path is None:
         not_computed["fid"] = not_computed["kid"] = weights.missing
-    elif index < 2:
+    elif count < 2:
         not_computed["fid"] = not_computed["kid"] = "FID and KID need at least 2 images"
     else:
         started = time.perf_counter()
-        scores.update(fid.fid_kid(generated.path, real.images.path, weights.path,
+        scores.update(fid.fid_kid(sinks.generated.path, real.images.path, weights.path,
                                   f"spadekit-real-{protocol.fidelity_key()}", job.device))
         timing["fid_kid_s"] = time.perf_counter() - started
     return RunResult(run_dir.name, run_dir, info.generator, checkpoint.name, protocol, scores, per_class,
-                     real_scores, not_computed, timing, grid)
+                     real_scores, not_computed, timing, sinks.grid)
+
+
+@dataclass
+class _Sinks:
+    """Where each batch of the one pass over the split goes."""
+
+    generated: ImageFolder
+    real_images: ImageFolder | None  # None when the real set is already cached
+    gen_scorer: SegmentationScorer | None  # None without a segmenter
+    real_scorer: SegmentationScorer | None  # None without a segmenter, or when the real scores are cached
+    grid: list[tuple] = field(default_factory=list)  # the first GRID_ROWS (label, generated, real)
+
+    def add(self, names: list[str], batch: dict, fake: torch.Tensor) -> None:
+        real = batch["image_uint8"]
+        self.generated.write(names, fake)
+        if self.real_images:
+            self.real_images.write(names, real)
+        if self.gen_scorer:
+            self.gen_scorer.update(fake, batch["label"])
+        if self.real_scorer:
+            self.real_scorer.update(real, batch["label"])
+        self.grid.extend(zip(batch["label"].cpu(), fake, real, strict=True))
+        del self.grid[GRID_ROWS:]
+
+
+def _generate(synthesize: Synthesizer, dataset, sinks: _Sinks, job: BenchJob, title: str) -> tuple[int, float]:
+    """Generate the split in batches into the sinks, with progress; (images, seconds)."""
+    for folder in (sinks.generated, sinks.real_images):
+        if folder:
+            folder.start()
+    started, count = time.perf_counter(), 0
+    with progress_bar("img") as bar:
+        task = bar.add_task(title, total=len(dataset))
+        for batch in eval_batches(dataset, job.batch_size, job.workers, job.device):
+            names = [image_name(count + i, key) for i, key in enumerate(batch["key"])]
+            sinks.add(names, batch, synthesize(batch))
+            count += len(names)
+            bar.advance(task, len(names))
+    seconds = time.perf_counter() - started
+    for folder in (sinks.generated, sinks.real_images):
+        if folder:
+            folder.commit()
+    return count, seconds
 
 
 def _recipe_path(run_dir: Path) -> Path | None:
