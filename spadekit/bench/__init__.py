@@ -1,2 +1,2 @@
-"""Benchmarks of generated images: segmentation scores (mIoU, pixel accuracy) now; FID/KID and the bench
-report later."""
+"""`spadekit bench`: generate a split with a run's generator and score it (segmentation scores, FID/KID), with
+the protocol beside the numbers; see `runner` (the order of work), `protocol`, `report`."""

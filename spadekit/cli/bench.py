@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import torch
 import typer
 
-from spadekit.cli.common import console, parse_sets
+from spadekit.cli.common import console, parse_sets, pick_device
 
 
 def bench_command(
@@ -42,7 +41,7 @@ def bench_command(
              "bench.segmenter_ckpt": segmenter_ckpt, "bench.fid_weights": fid_weights, "data.shards": shards}
     overrides.update({key: str(value) if isinstance(value, Path) else value
                       for key, value in flags.items() if value is not None})
-    chosen = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    chosen = pick_device(device)
     job = BenchJob(overrides, chosen, precision, batch_size, workers)
     results = []
     for run in runs:

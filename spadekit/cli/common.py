@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
@@ -11,8 +11,18 @@ from rich.text import Text
 from spadekit.errors import SpadekitError
 from spadekit.toml import tomllib
 
+if TYPE_CHECKING:
+    import torch
+
 console = Console()
 err_console = Console(stderr=True)
+
+
+def pick_device(device: str | None) -> torch.device:
+    """The --device flag's torch.device: as given, else cuda when a GPU is available, else cpu."""
+    import torch
+
+    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 def parse_value(text: str) -> Any:

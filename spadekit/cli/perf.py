@@ -6,11 +6,10 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-import torch
 import typer
 from rich.table import Table
 
-from spadekit.cli.common import console
+from spadekit.cli.common import console, pick_device
 from spadekit.fileio import atomic_write_text
 
 
@@ -27,7 +26,7 @@ def perf_command(
     step, the loader and prepare on this machine."""
     from spadekit.perf import measure
 
-    chosen = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    chosen = pick_device(device)
     result = measure(chosen, repeats, lambda line: console.print(f"[dim]{line}[/]", highlight=False), size)
     table = Table(title=f"spadekit perf on {result['device']}", title_justify="left")
     for column in ("figure", "fp32", "bf16"):

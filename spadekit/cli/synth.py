@@ -10,7 +10,7 @@ import torch
 import typer
 from PIL import Image
 
-from spadekit.cli.common import console, progress_bar
+from spadekit.cli.common import console, pick_device, progress_bar
 from spadekit.errors import SpadekitError
 from spadekit.imageio import save_png
 from spadekit.train.logger import GAP
@@ -45,7 +45,7 @@ def synth_command(
     if run is not None and checkpoint is not None:
         raise SpadekitError("Give --run or --checkpoint, not both.")
     run_dir = run or (run_of_checkpoint(checkpoint) if checkpoint else most_recent_run())
-    chosen = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    chosen = pick_device(device)
     painter = Painter(run_dir, checkpoint, chosen, precision)
     origin = "" if run or checkpoint else " (the most recent run under ./runs)"
     console.print(f"run {run_dir}{origin}: {painter.info.generator}, {painter.checkpoint.name}, "
