@@ -18,6 +18,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from spadekit.errors import SpadekitError
 from spadekit.nn.layers import fold_spectral_norm
 from spadekit.train.build import autocast, cpu_has_fast_bf16
 
@@ -32,6 +33,9 @@ def fast_precision(device: torch.device) -> str:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
+    """"auto" as `fast_precision`, any other known precision as given; an unknown one is a user error."""
+    if precision not in PRECISIONS:
+        raise SpadekitError(f"--precision {precision!r} is not one of {', '.join(PRECISIONS)}.")
     return fast_precision(device) if precision == "auto" else precision
 
 

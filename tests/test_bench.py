@@ -164,6 +164,7 @@ def test_without_inception_weights_or_segmenter_the_scores_say_why(setup, cache,
     (["--segmenter-ckpt", "missing.pt"], "Segmenter checkpoint missing.pt does not exist"),
     (["--split", "test"], "Split 'test' is not in this dataset"),
     (["--precision", "fp16"], "--precision fp16 needs a CUDA GPU"),
+    (["--precision", "fp64"], "--precision 'fp64' is not one of auto, fp32, bf16, fp16"),
 ])
 def test_bad_bench_input_is_one_sentence(setup, cache, args, message):
     proc = run_cli("bench", str(setup["runs"][0]), *args, check=False)

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from spadekit import inference
 from spadekit.bench import fid
 from spadekit.bench.folders import ImageFolder, RealSet, image_name
 from spadekit.bench.protocol import Protocol, shards_digest
@@ -80,11 +81,12 @@ def bench_run(run_dir: Path, job: BenchJob) -> RunResult:
     info = RunInfo.load(run_dir)
     recipe = load_recipe(_recipe_path(run_dir), job.overrides)
     settings, shards = recipe.bench, shards_of(recipe)
-    check_precision(job.precision, job.device, "--precision")
+    precision = inference.resolve_precision(job.precision, job.device)
+    check_precision(precision, job.device, "--precision")
     manifest = _matching_manifest(shards, info.facts, run_dir)
     checkpoint = latest_checkpoint(run_dir)
     generator, _ = load_generator(run_dir, checkpoint)
-    synthesize = Synthesizer(generator, info.space, settings.latent, job.precision, job.device, settings.seed)
+    synthesize = Synthesizer(generator, info.space, settings.latent, precision, job.device, settings.seed)
     dataset = eval_dataset(shards, settings.split, info, settings.num_images)
     if len(dataset) == 0:
         raise SpadekitError(f"The {settings.split!r} split of {shards} is empty; bench another split (--split).")
@@ -116,7 +118,7 @@ def bench_run(run_dir: Path, job: BenchJob) -> RunResult:
     else:
         not_computed["miou"] = not_computed["accuracy"] = NO_SEGMENTER
     timing = {"images": count, "synthesis_and_segmentation_s": seconds, "images_per_s": count / seconds,
-              "device": str(job.device), "precision": job.precision, "batch_size": job.batch_size}
+              "device": str(job.device), "precision": precision, "batch_size": job.batch_size}
     if weights.path is None:
         not_computed["fid"] = not_computed["kid"] = weights.missing
     elif count < 2:

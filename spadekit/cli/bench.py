@@ -25,7 +25,8 @@ def bench_command(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write all results to this JSON file.")] = None,
     report: Annotated[Path | None, typer.Option("--report", help="Write one markdown page for all runs.")] = None,
     device: Annotated[str | None, typer.Option("--device", help="cpu or cuda [default: cuda if available]")] = None,
-    precision: Annotated[str, typer.Option("--precision", help="fp32, bf16 or fp16 for the generator.")] = "fp32",
+    precision: Annotated[str, typer.Option("--precision", help="fp32, bf16, fp16, or auto (bf16 where "
+                                           "native) for the generator.")] = "fp32",
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per batch.")] = 8,
     workers: Annotated[int, typer.Option("--workers", min=0, help="Data loader processes.")] = 0,
     sets: Annotated[list[str] | None, typer.Option("--set", help="Recipe override, e.g. --set bench.latent=prior "
