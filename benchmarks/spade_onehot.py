@@ -26,19 +26,9 @@ import torch
 import torch.nn.functional as F
 
 from spadekit.nn.onehot import one_hot_conv2d
-from spadekit.nn.semantics import LabelSpace, to_semantics
+from spadekit.nn.semantics import LabelSpace
 from spadekit.nn.spade import SPADE
-
-
-def blocky_semantics(space: LabelSpace, batch: int, size: int, seed: int = 0) -> torch.Tensor:
-    """Segmentation-like semantics: labels constant on 16x16 blocks, edges on the block borders."""
-    gen = torch.Generator().manual_seed(seed)
-    coarse = torch.randint(0, space.one_hot_nc, (batch, 1, max(size // 16, 1), max(size // 16, 1)), generator=gen)
-    label = F.interpolate(coarse.float(), size=(size, size), mode="nearest").long()
-    edge = torch.zeros(batch, 1, size, size)
-    edge[..., 1:, :] += (label[..., 1:, :] != label[..., :-1, :]).float()
-    edge[..., :, 1:] += (label[..., :, 1:] != label[..., :, :-1]).float()
-    return to_semantics(label, edge.clamp_(max=1), space)
+from spadekit.perf import blocky_semantics
 
 
 def timed(fn, repeats: int) -> list[float]:

@@ -23,6 +23,7 @@ from spadekit.errors import SpadekitError
 from spadekit.toml import tomllib
 
 _SECTION = ConfigDict(extra="forbid")
+Latent = Literal["encode", "prior"]  # bench: z around the paired real image's encoding, or from the prior
 
 
 class DataSection(BaseModel):
@@ -117,7 +118,7 @@ class BenchSection(BaseModel):
     segmenter: str | None = None  # a segmenter plugin; "smp" when only segmenter_ckpt is set
     segmenter_ckpt: Path | None = None
     fid_weights: Path | None = None  # torch-fidelity's Inception weights; default: the torch hub cache's
-    latent: Literal["encode", "prior"] = "encode"  # VAE generators: z around the paired real image's encoding
+    latent: Latent = "encode"  # VAE generators only
     seed: int = Field(0, ge=0)
 
 

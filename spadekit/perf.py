@@ -23,10 +23,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from spadekit import inference
 from spadekit.generator import GeneratorContext, build_generator, build_on_meta
-from spadekit.nn.semantics import LabelSpace
+from spadekit.nn.semantics import LabelSpace, to_semantics
 from spadekit.nn.spade import SPADE
 from spadekit.train import build
 
@@ -57,15 +58,17 @@ def matmul_peak_gflops(dtype: torch.dtype, device: torch.device, n: int = 2048, 
     return 2 * n**3 / timed(lambda: a @ b, repeats, 2, device) / 1e9
 
 
-def blocky_semantics(space: LabelSpace, batch: int, size: int, device: torch.device, seed: int = 0) -> torch.Tensor:
-    """One-hot semantics of 16x16-pixel blocks of random classes, plus sparse edges: a painted-mask stand-in."""
-    g = torch.Generator().manual_seed(seed)
-    cells = torch.randint(0, space.one_hot_nc, (batch, 1, size // 16, size // 16), generator=g)
-    label = cells.repeat_interleave(16, 2).repeat_interleave(16, 3)
-    semantics = torch.zeros(batch, space.semantic_nc, size, size).scatter_(1, label, 1.0)
-    if space.use_instance:
-        semantics[:, -1:] = (torch.rand(batch, 1, size, size, generator=g) > 0.95).float()
-    return semantics.to(device)
+def blocky_semantics(space: LabelSpace, batch: int, size: int, seed: int = 0) -> torch.Tensor:
+    """Segmentation-like semantics (a painted-mask stand-in): labels constant on 16x16 blocks, edges on the
+    block borders."""
+    gen = torch.Generator().manual_seed(seed)
+    cells = max(size // 16, 1)
+    coarse = torch.randint(0, space.one_hot_nc, (batch, 1, cells, cells), generator=gen)
+    label = F.interpolate(coarse.float(), size=(size, size), mode="nearest").long()
+    edge = torch.zeros(batch, 1, size, size)
+    edge[..., 1:, :] += (label[..., 1:, :] != label[..., :-1, :]).float()
+    edge[..., :, 1:] += (label[..., :, 1:] != label[..., :, :-1]).float()
+    return to_semantics(label, edge.clamp_(max=1), space)
 
 
 def generator_flops(space: LabelSpace = COCO_SPACE, size: int = SIZE) -> float:
@@ -84,7 +87,7 @@ def generator_flops(space: LabelSpace = COCO_SPACE, size: int = SIZE) -> float:
 def generator_forward_s(precision: str, device: torch.device, repeats: int, size: int = SIZE) -> float:
     torch.manual_seed(0)
     generator = inference.prepare(build_generator("spade", {}, GeneratorContext(COCO_SPACE, size)), device)
-    semantics = blocky_semantics(COCO_SPACE, 1, size, device)
+    semantics = blocky_semantics(COCO_SPACE, 1, size).to(device)
     return timed(lambda: inference.run(generator, semantics, None, precision), repeats, 2, device)
 
 
@@ -104,7 +107,7 @@ def train_step_s(precision: str, device: torch.device, repeats: int, warmup: int
         for module in generator.modules():
             if isinstance(module, SPADE):
                 module.use_one_hot_conv = False
-    semantics = blocky_semantics(space, batch, size, device)
+    semantics = blocky_semantics(space, batch, size).to(device)
     real = torch.rand(batch, 3, size, size, device=device) * 2 - 1
     if channels_last:
         generator, discriminator = (m.to(memory_format=torch.channels_last) for m in (generator, discriminator))

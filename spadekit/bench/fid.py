@@ -65,12 +65,11 @@ def kid_subset_size(num_images: int) -> int:
     return min(KID_SUBSET_SIZE, num_images)
 
 
-def fid_kid(generated: Path, real: Path, weights: Path, real_cache_name: str, device: torch.device,
-            batch_size: int = 32) -> dict[str, float]:
-    """{"fid", "kid", "kid_std"} of the PNG images in folder `generated` against those in `real`."""
+def fid_kid(generated: Path, real: Path, num_images: int, weights: Path, real_cache_name: str,
+            device: torch.device, batch_size: int = 32) -> dict[str, float]:
+    """{"fid", "kid", "kid_std"} of the `num_images` PNG images in folder `generated` against those in `real`."""
     import torch_fidelity
 
-    n = len(list(Path(generated).glob("*.png")))
     metrics = torch_fidelity.calculate_metrics(
         input1=str(generated),
         input2=str(real),
@@ -81,7 +80,7 @@ def fid_kid(generated: Path, real: Path, weights: Path, real_cache_name: str, de
         fid=True,
         kid=True,
         kid_subsets=KID_SUBSETS,
-        kid_subset_size=kid_subset_size(n),
+        kid_subset_size=kid_subset_size(num_images),
         feature_extractor=FEATURE_EXTRACTOR,
         feature_extractor_weights_path=str(weights),
         save_cpu_ram=True,  # no DataLoader worker processes

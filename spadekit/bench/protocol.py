@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 IMAGE_RESIZE = "bicubic, antialiased (Pillow's filter)"
 LABEL_RESIZE = "nearest (Pillow's)"
 INCEPTION_RESIZE = "bilinear to 299x299 as TensorFlow 1.x (torch-fidelity)"
-Latent = Literal["encode", "prior"]
 
 
 class Protocol(BaseModel):

@@ -125,7 +125,7 @@ def bench_run(run_dir: Path, job: BenchJob) -> RunResult:
         not_computed["fid"] = not_computed["kid"] = "FID and KID need at least 2 images"
     else:
         started = time.perf_counter()
-        scores.update(fid.fid_kid(sinks.generated.path, real.images.path, weights.path,
+        scores.update(fid.fid_kid(sinks.generated.path, real.images.path, count, weights.path,
                                   f"spadekit-real-{protocol.fidelity_key()}", job.device))
         timing["fid_kid_s"] = time.perf_counter() - started
     return RunResult(run_dir.name, run_dir, info.generator, checkpoint.name, protocol, scores, per_class,

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Subset
 
 from spadekit import inference
-from spadekit.bench.protocol import Latent
+from spadekit.config import Latent
 from spadekit.data.dataset import ShardDataset, finish
 from spadekit.data.transforms import Preprocess
 from spadekit.nn.semantics import LabelSpace, to_semantics

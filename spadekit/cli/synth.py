@@ -39,7 +39,7 @@ def synth_command(
     """Synthesize an image for each mask with the run's EMA generator, guided by a style photo if given."""
     from spadekit.data.files import read_rgb
     from spadekit.data.sample import SkipSample
-    from spadekit.masks import mask_files, read_instance, read_mask
+    from spadekit.masks import mask_files, read_mask
     from spadekit.synth import Painter, most_recent_run, run_of_checkpoint
 
     if run is not None and checkpoint is not None:
@@ -67,7 +67,7 @@ def synth_command(
         for start in range(0, len(masks), batch_size):
             chunk = masks[start : start + batch_size]
             labels = [read_mask(p, painter.info.facts) for p in chunk]
-            instances = [_instance_for(p, instance, mask.is_dir(), read_instance) for p in chunk]
+            instances = [_instance_for(p, instance, mask.is_dir()) for p in chunk]
             semantics = painter.semantics(labels, instances).repeat_interleave(n, 0)
             latents = [painter.latents(n, encoded, rng) for _ in chunk]
             images = painter.paint(semantics, None if latents[0] is None else torch.cat(latents))
@@ -107,13 +107,17 @@ def _write(paths: list[Path], images: list[np.ndarray]) -> None:
     save_png(paths[0], grid)
 
 
-def _instance_for(mask: Path, instance: Path | None, folder: bool, read) -> np.ndarray | None:
+def _instance_for(mask: Path, instance: Path | None, folder: bool) -> np.ndarray | None:
+    """The instance map for `mask`: the --instance file, or its namesake in the --instance folder (a mask of a
+    folder without one gets None: its class borders are the edges)."""
+    from spadekit.masks import read_instance
+
     if instance is None:
         return None
     path = instance / mask.name if instance.is_dir() else instance
     if folder and not instance.is_dir():
         raise SpadekitError("--instance must be a folder of instance maps named as the masks when MASK is a folder.")
-    return read(path) if path.is_file() or not folder else None
+    return read_instance(path) if path.is_file() or not folder else None
 
 
 def _resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
