@@ -5,7 +5,11 @@ Measured, each as the median of `repeats` runs after warm-up:
 - the SPADE generator's forward per 256x256 image in the COCO-Stuff configuration (184 input channels, the
   paper's generator, batch 1) on the fast inference path (`spadekit.inference`), fp32 and bf16, with the
   achieved GFLOP/s: the model's nominal FLOPs (counted by torch's FlopCounterMode on the plain computation,
-  382 GFLOP) over the time, so table-lookup shortcuts count as if they had done the convolution;
+  382 GFLOP) over the time, so table-lookup shortcuts count as if they had done the convolution. The work of
+  the fast path depends on the label map (`spadekit.nn.regions` skips the convolutions inside uniform
+  regions), so it is timed on two: a scene like a painted mask or a segmentation (a toyscapes landscape, its
+  9 classes spread over COCO-Stuff's ids, with instance edges; the `generator_forward_s_*` keys) and a worst
+  case (`*_blocky`: a new random class on every 16x16 block, where region borders cover half the image);
 - one training step (a G update, then a D update: hinge + feature matching, no VGG) of that configuration at
   batch 1, fp32 and bf16;
 - the training loader's samples/s (toyscapes shards at 286 px, random 256 crops and flips, batch 8) with 0
@@ -71,6 +75,22 @@ def blocky_semantics(space: LabelSpace, batch: int, size: int, seed: int = 0) ->
     return to_semantics(label, edge.clamp_(max=1), space)
 
 
+def scene_semantics(space: LabelSpace, batch: int, size: int) -> torch.Tensor:
+    """Painted-mask-like semantics: toyscapes landscapes (sky, clouds, mountains, water, trees, ...) with their
+    instance edges, class k relabelled to id 20 k so that they spread over a large label space."""
+    from spadekit.data.edges import instance_edges
+    from spadekit_plugins.toyscapes.render import render
+
+    scenes = [render(0, "val", i, size) for i in range(batch)]
+    label = torch.stack([torch.from_numpy(s.label.astype("int64")) for s in scenes])[:, None]
+    instance = torch.stack([torch.from_numpy(s.instance.astype("int64")) for s in scenes])[:, None]
+    step = max(1, (space.one_hot_nc - 1) // int(label.max()))
+    return to_semantics(label * step, instance_edges(instance), space)
+
+
+MASKS = {"scene": scene_semantics, "blocky": blocky_semantics}
+
+
 def generator_flops(space: LabelSpace = COCO_SPACE, size: int = SIZE) -> float:
     """Nominal FLOPs of one SPADE generator forward (the plain computation), counted on the meta device."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -84,10 +104,11 @@ def generator_flops(space: LabelSpace = COCO_SPACE, size: int = SIZE) -> float:
     return float(counter.get_total_flops())
 
 
-def generator_forward_s(precision: str, device: torch.device, repeats: int, size: int = SIZE) -> float:
+def generator_forward_s(precision: str, device: torch.device, repeats: int, size: int = SIZE,
+                        mask: str = "scene") -> float:
     torch.manual_seed(0)
     generator = inference.prepare(build_generator("spade", {}, GeneratorContext(COCO_SPACE, size)), device)
-    semantics = blocky_semantics(COCO_SPACE, 1, size).to(device)
+    semantics = MASKS[mask](COCO_SPACE, 1, size).to(device)
     return timed(lambda: inference.run(generator, semantics, None, precision), repeats, 2, device)
 
 
@@ -167,13 +188,16 @@ def measure(device: torch.device, repeats: int = 3, report: Callable[[str], None
     for p in ("fp32", "bf16"):
         for key in ("matmul_peak_gflops", "generator_forward_s", "generator_achieved_gflops", "train_step_s"):
             result[f"{key}_{p}"] = None
+        for key in ("generator_forward_s", "generator_achieved_gflops"):
+            result[f"{key}_{p}_blocky"] = None
     for p in precisions:
         report(f"matmul peak {p} ...")
         result[f"matmul_peak_gflops_{p}"] = matmul_peak_gflops(build.DTYPES[p], device)
-        report(f"generator forward {p} (COCO-Stuff {size}x{size}, batch 1) ...")
-        seconds = generator_forward_s(p, device, max(repeats, 5), size)
-        result[f"generator_forward_s_{p}"] = seconds
-        result[f"generator_achieved_gflops_{p}"] = flops / seconds / 1e9
+        for mask, suffix in (("scene", ""), ("blocky", "_blocky")):
+            report(f"generator forward {p} (COCO-Stuff {size}x{size}, batch 1, {mask} mask) ...")
+            seconds = generator_forward_s(p, device, max(repeats, 5), size, mask)
+            result[f"generator_forward_s_{p}{suffix}"] = seconds
+            result[f"generator_achieved_gflops_{p}{suffix}"] = flops / seconds / 1e9
         report(f"training step {p} (COCO-Stuff {size}x{size}, batch 1) ...")
         result[f"train_step_s_{p}"] = train_step_s(p, device, repeats, size=size)
     report("prepare and loader ...")

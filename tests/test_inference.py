@@ -9,22 +9,25 @@ import torch
 
 from spadekit import inference
 from spadekit.generator import GeneratorContext, build_generator
+from spadekit.nn import regions
 from spadekit.nn.layers import has_spectral_norm
-from spadekit.nn.semantics import LabelSpace
+from spadekit.nn.semantics import LabelSpace, to_semantics
 
 SPACE = LabelSpace(9, dontcare=False, use_instance=True)
+MANY = LabelSpace(90, dontcare=False, use_instance=True)  # enough classes for SPADE's table lookups on CPU
 FP32_DB, REDUCED_DB = 60.0, 30.0  # the tolerances stated in spadekit.inference
 
 
-def _generator_and_input(options: dict):
+def _generator_and_input(options: dict, space: LabelSpace = SPACE):
     torch.manual_seed(0)
-    generator = build_generator("spade", {"ngf": 16, "hidden": 32, **options}, GeneratorContext(SPACE, 64))
+    generator = build_generator("spade", {"ngf": 16, "hidden": 32, **options}, GeneratorContext(space, 64))
+    make = _semantics if space is SPACE else _regions
     generator.train()
     with torch.no_grad():  # a few training-mode batches give the batch norms real running statistics
         for _ in range(3):
-            generator(_semantics(4), torch.randn(4, generator.z_dim) if generator.z_dim else None)
+            generator(make(4), torch.randn(4, generator.z_dim) if generator.z_dim else None)
     generator.eval()
-    semantics = _semantics(2, seed=1)
+    semantics = make(2, seed=1)
     with torch.no_grad():  # official init (gain 0.02) gives outputs ~1e-4: scale them to span [-1, 1]
         z = torch.zeros(2, generator.z_dim) if generator.z_dim else None
         generator.conv_img.weight *= 0.7 / generator(semantics, z).std()
@@ -37,6 +40,16 @@ def _semantics(n: int, seed: int = 0) -> torch.Tensor:
     semantics = torch.zeros(n, SPACE.semantic_nc, 64, 64).scatter_(1, label, 1.0)
     semantics[:, -1:] = (torch.rand(n, 1, 64, 64, generator=g) > 0.9).float()
     return semantics
+
+
+def _regions(n: int, seed: int = 0) -> torch.Tensor:
+    """MANY's classes on 4 x 4 rectangles of 16 pixels (a painted mask), instance edges on their borders."""
+    g = torch.Generator().manual_seed(seed)
+    label = torch.randint(0, 90, (n, 1, 4, 4), generator=g).repeat_interleave(16, 2).repeat_interleave(16, 3)
+    edge = torch.zeros(n, 1, 64, 64)
+    edge[..., 1:, :] += (label[..., 1:, :] != label[..., :-1, :]).float()
+    edge[..., :, 1:] += (label[..., :, 1:] != label[..., :, :-1]).float()
+    return to_semantics(label, edge.clamp_(max=1), MANY)
 
 
 @pytest.mark.parametrize("options", [{}, {"use_vae": True, "z_dim": 8}, {"norm": "instance"}])
@@ -61,6 +74,30 @@ def test_bf16_fast_path_stays_within_its_tolerance():
     out = inference.run(inference.prepare(copy.deepcopy(plain), torch.device("cpu")), semantics, None, "bf16")
     assert out.dtype == torch.float32
     assert REDUCED_DB <= inference.psnr(out, expected) < FP32_DB  # bf16 really ran: close, not identical
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_lookup_and_region_table_path_stays_within_its_tolerance(precision, monkeypatch):
+    from spadekit.nn import spade
+
+    used = []
+    monkeypatch.setattr(spade, "region_modulation", lambda *a: used.append(regions.region_modulation(*a))
+                        or used[-1])
+    plain, semantics = _generator_and_input({}, MANY)
+    for module in plain.modules():
+        if isinstance(module, spade.SPADE):
+            module.use_one_hot_conv = False
+    with torch.no_grad():
+        expected = plain(semantics)
+    fast = inference.prepare(copy.deepcopy(plain), torch.device("cpu"))
+    for module in fast.modules():
+        if isinstance(module, spade.SPADE):
+            module.use_one_hot_conv = None  # lookups where they pay (here: the 32x32 and 64x64 layers)
+    out = inference.run(fast, semantics, None, precision)
+    assert any(maps is not None for maps in used)  # some layers took their gamma and beta from region tables
+    low = FP32_DB if precision == "fp32" else REDUCED_DB
+    print(f"{precision}: {inference.psnr(out, expected):.1f} dB")
+    assert inference.psnr(out, expected) >= low
 
 
 def test_psnr_and_precision_choice():

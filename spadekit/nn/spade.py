@@ -9,6 +9,7 @@ from torch import nn
 from spadekit.nn.layers import conv2d
 from spadekit.nn.norms import param_free_norm
 from spadekit.nn.onehot import one_hot_conv2d, one_hot_conv_pays
+from spadekit.nn.regions import region_modulation
 
 
 class SPADE(nn.Module):
@@ -21,6 +22,7 @@ class SPADE(nn.Module):
     `one_hot_nc`: how many leading channels of the segmap are one-hot per pixel (`LabelSpace.one_hot_nc`).
     When given, `mlp_shared`'s conv may run as table lookups (`spadekit.nn.onehot`), with the same parameters
     and result: `use_one_hot_conv` None (default) does where `one_hot_conv_pays`, True always, False never.
+    Without grad, gamma and beta then come from per-class tables inside uniform regions (`spadekit.nn.regions`).
     """
 
     def __init__(self, norm_nc: int, label_nc: int, norm: str = "sync_batch", kernel_size: int = 3,
@@ -40,12 +42,20 @@ class SPADE(nn.Module):
     def forward(self, x: torch.Tensor, segmap: torch.Tensor) -> torch.Tensor:
         normalized = self.param_free_norm(x)
         segmap = resize_segmap(segmap, x.shape[-2:])
-        if self._one_hot_conv(segmap):
-            conv, relu = self.mlp_shared
-            actv = relu(one_hot_conv2d(segmap, conv.weight, conv.bias, self.one_hot_nc, conv.padding[0]))
-        else:
+        if not self._one_hot_conv(segmap):
             actv = self.mlp_shared(segmap)
-        return normalized * (1 + self.mlp_gamma(actv)) + self.mlp_beta(actv)
+            return self._modulate(normalized, self.mlp_gamma(actv), self.mlp_beta(actv))
+        conv, relu = self.mlp_shared
+        actv = relu(one_hot_conv2d(segmap, conv.weight, conv.bias, self.one_hot_nc, conv.padding[0]))
+        maps = None if torch.is_grad_enabled() else \
+            region_modulation(segmap, actv, conv, self.mlp_gamma, self.mlp_beta, self.one_hot_nc)
+        return self._modulate(normalized, *(maps or (self.mlp_gamma(actv), self.mlp_beta(actv))))
+
+    @staticmethod
+    def _modulate(normalized: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            return normalized * (1 + gamma) + beta
+        return normalized.mul_(gamma.add_(1)).add_(beta)  # in place: no fresh feature-map-sized buffers
 
     def _one_hot_conv(self, segmap: torch.Tensor) -> bool:
         if self.one_hot_nc is None or self.use_one_hot_conv is False or segmap.requires_grad:
