@@ -27,15 +27,19 @@ MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".gif")
 def read_mask(path: Path, facts: DatasetFacts) -> np.ndarray:
     """Class ids (int64 H x W) of an index or colour mask; any problem is one sentence naming the file."""
     path = Path(path)
-    image = _open(path, "mask")
+    return mask_ids(_open(path, "mask"), facts, f"Mask {path}")
+
+
+def mask_ids(image: Image.Image, facts: DatasetFacts, where: str) -> np.ndarray:
+    """Class ids (int64 H x W) of a decoded index or colour mask; `where` names it in errors ("Mask a.png")."""
     if image.mode in COLOUR_MODES:
-        return _decode_colours(np.asarray(image.convert("RGB")), path, facts)
+        return _decode_colours(np.asarray(image.convert("RGB")), where, facts)
     ids = np.asarray(image).astype(np.int64)
     bad = facts.invalid_label_ids(ids)
     if bad:
         dontcare = f" or the don't-care id {facts.dontcare_id}" if facts.dontcare_id is not None else ""
         raise SpadekitError(
-            f"Mask {path} holds class id {bad[0]}, but the run's dataset {facts.name} has ids 0..{facts.label_nc - 1}"
+            f"{where} holds class id {bad[0]}, but the run's dataset {facts.name} has ids 0..{facts.label_nc - 1}"
             f"{dontcare}; paint with the run's classes (`spadekit plugins`, run.json lists them)."
         )
     return ids
@@ -81,7 +85,7 @@ def _open(path: Path, what: str) -> Image.Image:
             from None
 
 
-def _decode_colours(rgb: np.ndarray, path: Path, facts: DatasetFacts) -> np.ndarray:
+def _decode_colours(rgb: np.ndarray, where: str, facts: DatasetFacts) -> np.ndarray:
     colours, ids = [tuple(c) for c in facts.palette], list(range(facts.label_nc))
     if facts.dontcare_id is not None and DONTCARE_COLOUR not in colours:
         colours.append(DONTCARE_COLOUR)
@@ -90,6 +94,6 @@ def _decode_colours(rgb: np.ndarray, path: Path, facts: DatasetFacts) -> np.ndar
         return decode_colours(rgb, colours, ids)
     except UnknownColours as unknown:
         raise SpadekitError(
-            f"Mask {path} has colours that are not in the {facts.name} palette: {unknown.describe()}; paint with "
+            f"{where} has colours that are not in the {facts.name} palette: {unknown.describe()}; paint with "
             "the palette's colours only (no anti-aliasing), or save the mask as an index PNG."
         ) from None

@@ -90,7 +90,7 @@ class Painter:
         """Label maps (class ids, the don't-care id allowed) and optional instance maps of any size -> the
         generator's input at its size. Without an instance map the label map gives the edges (class borders)."""
         facts, size = self.info.facts, self.size
-        label = torch.stack([torch.from_numpy(resize_nearest(m, size)) for m in labels])[:, None].to(self.device)
+        label = torch.stack([torch.from_numpy(resize_nearest(m, size)).long() for m in labels])[:, None].to(self.device)
         if facts.dontcare_id is not None:
             label = torch.where(label == facts.dontcare_id, facts.label_nc, label)
         instance = torch.stack([

@@ -1,0 +1,1 @@
+"""`spadekit serve`: the painting page (GauGAN-style) and its API over a run's generator."""

@@ -1,0 +1,149 @@
+"""The painting page's web app: one page and a small API around a `Painter` (FastAPI).
+
+- `GET /` the page (`page.html`: canvas, palette, brushes, style photo, result);
+- `GET /palette` the run's classes (id, name, colour), the mask size and whether it takes a style photo;
+- `GET /health` the run, its checkpoint, device and precision;
+- `POST /synthesize` multipart form: `mask` (a PNG at the model's size, colour-coded in the palette or holding
+  class ids), optional `style` (a photo, any size) and `seed` (an integer: the latent's draw when there is no
+  style photo). Answers the image as PNG, its time in the `X-Synth-Ms` header.
+
+The model is loaded once. One lock serializes the generator: concurrent requests queue, none fails for
+being concurrent. Bad requests get a 4xx and a one-sentence `detail`: 400 malformed form, 413 upload over
+`max_upload_bytes`, 415 not a PNG / not an image, 422 wrong size, colours or ids outside the palette.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from PIL import Image, UnidentifiedImageError
+
+from spadekit.errors import SpadekitError
+from spadekit.masks import mask_ids
+from spadekit.synth import Painter
+
+PAGE = Path(__file__).with_name("page.html")
+MAX_UPLOAD_BYTES = 8 << 20  # per file; a 4096x4096 PNG mask compresses far below this
+
+
+class BadRequest(HTTPException):
+    """A client error whose `detail` is the sentence shown on the page."""
+
+
+def create_app(painter: Painter, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI:
+    app = FastAPI(title="spadekit serve", docs_url=None, redoc_url=None)
+    lock = threading.Lock()
+    facts = painter.info.facts
+    height, width = painter.size
+
+    @app.get("/", response_class=HTMLResponse)
+    def page() -> str:
+        return PAGE.read_text(encoding="utf-8")
+
+    @app.get("/health")
+    def health() -> dict:
+        return {"status": "ok", "run": str(painter.run_dir), "checkpoint": painter.checkpoint.name,
+                "generator": painter.info.generator, "device": str(painter.device), "precision": painter.precision}
+
+    @app.get("/palette")
+    def palette() -> dict:
+        classes = [{"id": i, "name": name, "colour": list(colour)}
+                   for i, (name, colour) in enumerate(zip(facts.class_names, facts.palette, strict=True))]
+        return {"dataset": facts.name, "classes": classes, "width": width, "height": height,
+                "style": painter.encodes_style, "samples": painter.takes_latent, "run": painter.run_dir.name}
+
+    @app.post("/synthesize")
+    async def synthesize(request: Request) -> Response:
+        length = int(request.headers.get("content-length") or 0)
+        if length > 2 * max_upload_bytes + 65536:
+            raise BadRequest(413, f"The upload is {length} bytes; the limit is {max_upload_bytes} per file.")
+        try:
+            form = await request.form(max_files=2, max_fields=4)
+        except Exception as err:  # noqa: BLE001 - any parse failure of the body is the client's
+            raise BadRequest(400, f"The request body is not a multipart form ({err}).") from None
+        mask = await _file_bytes(form, "mask", max_upload_bytes, required=True)
+        style = await _file_bytes(form, "style", max_upload_bytes, required=False)
+        seed = _seed(form.get("seed"))
+        labels = _labels(mask, painter, width, height)
+        photo = _photo(style) if style is not None else None
+        if photo is not None and not painter.encodes_style:
+            raise BadRequest(422, "This run's generator has no image encoder, so it cannot take a style photo.")
+        start = time.perf_counter()
+        png = await run_in_threadpool(_paint, painter, lock, labels, photo, seed)
+        return Response(png, media_type="image/png",
+                        headers={"X-Synth-Ms": f"{(time.perf_counter() - start) * 1000:.1f}"})
+
+    @app.exception_handler(BadRequest)
+    async def bad_request(_: Request, err: BadRequest) -> JSONResponse:
+        return JSONResponse({"detail": err.detail}, status_code=err.status_code)
+
+    return app
+
+
+async def _file_bytes(form, field: str, limit: int, required: bool) -> bytes | None:
+    upload = form.get(field)
+    if upload is None or isinstance(upload, str):
+        if required:
+            raise BadRequest(400, f"The form has no file field {field!r}; send the mask as a PNG file.")
+        return None
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise BadRequest(413, f"The {field} upload is over the {limit}-byte limit; send a smaller file.")
+    return data
+
+
+def _seed(value) -> int:
+    if value is None or value == "":
+        return 0
+    try:
+        seed = int(value)
+    except (TypeError, ValueError):
+        raise BadRequest(400, f"seed {value!r} is not an integer.") from None
+    if not 0 <= seed < 2**63:
+        raise BadRequest(400, f"seed {seed} is outside 0..2**63-1.")
+    return seed
+
+
+def _labels(data: bytes, painter: Painter, width: int, height: int) -> np.ndarray:
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise BadRequest(415, "The mask is not a PNG; send the canvas as PNG (colours of the palette or class ids).")
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except (OSError, SyntaxError, ValueError) as err:
+        raise BadRequest(415, f"The mask PNG cannot be decoded ({err}).") from None
+    if image.size != (width, height):
+        raise BadRequest(422, f"The mask is {image.width}x{image.height}; this model paints {width}x{height} "
+                              "masks (GET /palette gives the size).")
+    try:
+        return mask_ids(image, painter.info.facts, "The mask")
+    except SpadekitError as err:
+        raise BadRequest(422, str(err)) from None
+
+
+def _photo(data: bytes) -> np.ndarray:
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except (OSError, SyntaxError, ValueError, UnidentifiedImageError) as err:
+        raise BadRequest(415, f"The style photo cannot be decoded as an image ({err}).") from None
+    return np.asarray(image.convert("RGB"))
+
+
+def _paint(painter: Painter, lock: threading.Lock, labels: np.ndarray, photo: np.ndarray | None, seed: int) -> bytes:
+    """One image, with the generator to itself: requests queue on `lock`."""
+    with lock:
+        style = painter.encode_style(photo) if photo is not None else None
+        z = painter.latents(1, style, torch.Generator().manual_seed(seed))
+        image = painter.paint(painter.semantics([labels], [None]), z)[0]
+    buffer = io.BytesIO()
+    Image.fromarray(image.permute(1, 2, 0).numpy()).save(buffer, format="PNG")
+    return buffer.getvalue()
