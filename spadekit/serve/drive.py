@@ -101,7 +101,10 @@ def mask_class_counts(page) -> dict[int, int]:
         const c = document.getElementById('mask');
         const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         const out = {};
-        for (let i = 0; i < px.length; i += 4) { const k = px[i] + ',' + px[i+1] + ',' + px[i+2]; out[k] = (out[k] || 0) + 1; }
+        for (let i = 0; i < px.length; i += 4) {
+            const k = px[i] + ',' + px[i + 1] + ',' + px[i + 2];
+            out[k] = (out[k] || 0) + 1;
+        }
         return out;
     }""")
     palette = page.evaluate("() => fetch('palette').then(r => r.json())")["classes"]

@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -107,7 +108,7 @@ def main() -> None:
     parser.add_argument("--mask", help="a mask PNG at the model's size [default: stripes of the palette]")
     args = parser.parse_args()
     base = args.url.rstrip("/")
-    mask = open(args.mask, "rb").read() if args.mask else stripes_mask(base)
+    mask = Path(args.mask).read_bytes() if args.mask else stripes_mask(base)
     print(json.dumps(run_load(base, mask, args.clients, args.seconds), indent=2))
 
 
