@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from spadekit import __version__
-from spadekit.cli import bench, data, imports, perf, plugins, prepare, recipe, segmenter, serve, synth, train
+from spadekit.cli import bench, data, demo, imports, perf, plugins, prepare, recipe, segmenter, serve, synth, train
 from spadekit.cli.common import err_console
 from spadekit.errors import SpadekitError
 
@@ -28,6 +28,7 @@ app.command("bench")(bench.bench_command)
 app.command("synth")(synth.synth_command)
 app.command("perf")(perf.perf_command)
 app.command("serve")(serve.serve_command)
+app.command("demo")(demo.demo_command)
 app.add_typer(imports.app, name="import")
 app.add_typer(segmenter.app, name="segmenter")
 

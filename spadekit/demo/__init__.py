@@ -1,0 +1,1 @@
+"""`spadekit demo`: the whole pipeline on toyscapes (`pipeline`) and its report (`report`)."""
