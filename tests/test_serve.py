@@ -7,6 +7,7 @@ one): then it fails.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -35,8 +36,6 @@ MAX_UPLOAD = 200_000
 @pytest.fixture(scope="module")
 def server(toy_shards, tmp_path_factory) -> str:
     """A tiny VAE run (2 steps) served on a free loopback port; its base URL."""
-    import uvicorn
-
     from spadekit.serve.app import create_app
     from spadekit.synth import Painter
 
@@ -47,20 +46,30 @@ def server(toy_shards, tmp_path_factory) -> str:
         semantics = painter.semantics([SplitReader(toy_shards, "val").read(0).label], [None])
         generator = painter.generator
         generator.conv_img.weight *= 0.7 / generator(semantics, torch.zeros(1, generator.z_dim)).std()
-    app = create_app(painter, max_upload_bytes=MAX_UPLOAD)
+    with serving(create_app(painter, max_upload_bytes=MAX_UPLOAD)) as base:
+        yield base
+
+
+@contextlib.contextmanager
+def serving(app):
+    """`app` on a free loopback port in a background thread; its base URL."""
+    import uvicorn
+
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not uv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert uv.started, "the server did not start"
-    yield f"http://127.0.0.1:{port}"
-    uv.should_exit = True
-    thread.join(timeout=10)
+    try:
+        deadline = time.monotonic() + 30
+        while not uv.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert uv.started, "the server did not start"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -177,3 +186,25 @@ def test_the_page_paints_in_a_real_browser(server, tmp_path, toy_shards):
         assert Image.open(io.BytesIO(drive.result_png(page))).size == (64, 64)
         browser.close()
     assert not errors, errors
+
+
+def test_an_imported_official_model_is_served(tmp_path):
+    """A checkpoint laid out as NVlabs' (label-map input, no encoder), imported, then served."""
+    from spadekit.nvlabs.importer import import_nvlabs
+    from spadekit.serve.app import create_app
+    from spadekit.synth import Painter
+    from tests.test_nvlabs_import import NGF, TINY, TINY_NC, calibrate, official_g_layout, random_state, write_official
+
+    g = calibrate(random_state(official_g_layout(TINY_NC, NGF), seed=1), TINY, 5)
+    import_nvlabs(write_official(tmp_path / "ckpt", G=g), TINY, tmp_path / "run")
+    with serving(create_app(Painter(tmp_path / "run", precision="fp32"))) as base:
+        palette = _get(f"{base}/palette")
+        assert [c["name"] for c in palette["classes"]] == ["sky", "sea", "rock", "tree", "sand"]
+        assert palette["style"] is False and (palette["width"], palette["height"]) == (64, 64)
+        label = np.zeros((64, 64), np.uint8)
+        label[32:] = 1
+        label[40:, :20] = 255  # the don't-care id
+        status, body = post(f"{base}/synthesize", {"mask": ("m.png", _png(label))})
+        assert status == 200 and Image.open(io.BytesIO(body)).size == (64, 64)
+        status, body = post(f"{base}/synthesize", {"mask": ("m.png", _png(label)), "style": ("s.png", _png(label))})
+        assert status == 422 and "no image encoder" in json.loads(body)["detail"]

@@ -27,7 +27,8 @@ def write_report(demo, state: dict) -> dict:
     loss_plot(demo.run / "metrics.jsonl", figures / "losses.png")
     _strip([demo.synth / "masks" / p.name for p in sorted((demo.synth / "painted").glob("*.png"))],
            sorted((demo.synth / "painted").glob("*.png")), figures / "synth.png")
-    _row([demo.synth / f"{k}_{s}.png" for s in ("sunset", "day") for k in ("style", "styled")], figures / "style.png")
+    _row([demo.synth / "masks" / "mask_0.png"] + [demo.synth / f"{kind}_{style}.png" for style in ("sunset", "day")
+                                                 for kind in ("style", "styled")], figures / "style.png")
     sections = _sections(demo, state, scores)
     atomic_write_text(demo.out / "report.md", _markdown(sections))
     atomic_write_text(demo.out / "report.html", _html(sections))
@@ -102,7 +103,8 @@ def _sections(demo, state: dict, scores: dict) -> list[tuple[str, list]]:
                              "(label | generated | real):"),
                        ("img", rel(demo.out / "report" / "synth.png"), "painted masks"),
                        ("img", rel(demo.run / "bench" / "val" / "grid.png"), "benchmark grid"),
-                       ("p", "One mask with two style photos, sunset then noon (photo | result, photo | result):"),
+                       ("p", "One mask painted with two style photos: mask | sunset photo | result | noon photo | "
+                             "result:"),
                        ("img", rel(demo.out / "report" / "style.png"), "style pair")]),
         ("Next", [("code", f"spadekit serve {demo.run}"),
                   ("p", "opens the painting page on http://127.0.0.1:7860/ with this run; "
@@ -163,7 +165,10 @@ def _load(path: Path, scale: int = 2) -> Image.Image:
 
 
 def _row(paths: list[Path], out: Path, gap: int = 4) -> None:
-    images = [_load(p) for p in paths]
+    """The images side by side, each scaled (nearest) to the tallest one's height."""
+    images = [Image.open(p).convert("RGB") for p in paths]
+    height = max(2 * i.height for i in images)
+    images = [i.resize((i.width * height // i.height, height), Image.NEAREST) for i in images]
     canvas = Image.new("RGB", (sum(i.width for i in images) + gap * (len(images) - 1),
                                max(i.height for i in images)), "white")
     x = 0

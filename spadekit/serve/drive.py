@@ -113,18 +113,26 @@ def mask_class_counts(page) -> dict[int, int]:
 
 
 def paint_landscape(page, classes: dict[str, int]) -> int:
-    """Sky over ground, a lake and a tree band, with the ids in `classes` (keys sky, ground, water, tree)."""
+    """Ground, sky, a mountain ridge, a cloud, a lake and trees, with the ids in `classes` (keys ground, sky,
+    mountain, cloud, water, tree); the last result's version."""
     pick_class(page, classes["ground"])
-    fill_at(page, 0.5, 0.5)  # the ground everywhere, the sky painted over it
-    set_brush(page, 64)
+    fill_at(page, 0.5, 0.5)
+    set_brush(page, 40)
     pick_class(page, classes["sky"])
     for y in (0.1, 0.3):
         stroke(page, [(0.0, y), (1.0, y)])
+    set_brush(page, 10)
+    pick_class(page, classes["mountain"])
+    stroke(page, [(0.0, 0.5), (0.2, 0.38), (0.4, 0.5), (0.65, 0.33), (1.0, 0.5)])
+    pick_class(page, classes["cloud"])
+    stroke(page, [(0.15, 0.15), (0.35, 0.15)])
     set_brush(page, 12)
     pick_class(page, classes["water"])
-    stroke(page, [(0.55, 0.8), (0.95, 0.8)])
+    stroke(page, [(0.45, 0.8), (0.85, 0.8)])
+    set_brush(page, 9)
     pick_class(page, classes["tree"])
-    return stroke(page, [(0.05, 0.5), (0.5, 0.5)])
+    stroke(page, [(0.12, 0.62), (0.12, 0.75)])
+    return stroke(page, [(0.3, 0.6), (0.3, 0.72)])
 
 
 def main() -> None:
@@ -134,7 +142,7 @@ def main() -> None:
     parser.add_argument("url")
     parser.add_argument("out", type=Path)
     parser.add_argument("--style", type=Path)
-    parser.add_argument("--classes", default="sky=0,ground=6,water=4,tree=7",
+    parser.add_argument("--classes", default="sky=0,cloud=1,mountain=2,ground=6,water=4,tree=7",
                         help="class ids of the landscape [default: toyscapes']")
     args = parser.parse_args()
     classes = {k: int(v) for k, v in (pair.split("=") for pair in args.classes.split(","))}
