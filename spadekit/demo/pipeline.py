@@ -17,6 +17,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ import torch
 from spadekit.errors import SpadekitError
 from spadekit.fileio import atomic_write_text
 
-RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "toyscapes_spade.toml"
+RECIPE_NAME = "toyscapes_spade.toml"  # shipped in recipes/, installed as the spadekit_recipes package
 STYLES = ("sunset", "day")  # the style pair: toyscapes' sunset and noon
 STATE = "demo.json"
 
@@ -84,7 +85,7 @@ class Demo:
                        f"--set num_val={s.num_val} --set size={s.size} --workers {s.workers} --resume",
             "segmenter": f"spadekit segmenter train {self.shards} --out {self.segmenter.parent} "
                          f"--epochs {s.segmenter_epochs} --size {s.segmenter_size}",
-            "train": f"spadekit train {RECIPE.relative_to(RECIPE.parents[1])} {sets} --run-dir {self.run}",
+            "train": f"spadekit train recipes/{RECIPE_NAME} {sets} --run-dir {self.run}",
             "bench": f"spadekit bench {self.run} --report {self.run}/bench/val/report.md",
             "synth": f"spadekit synth {self.synth}/masks --run {self.run} --out {self.synth}/painted; "
                      f"spadekit synth {self.synth}/masks/mask_0.png --style {self.synth}/style_sunset.png "
@@ -156,12 +157,18 @@ def _train(demo: Demo) -> dict:
     from spadekit.config import load_recipe
     from spadekit.train.loop import TrainJob, train
 
-    if not RECIPE.is_file():
-        raise SpadekitError(f"The demo's recipe {RECIPE} is missing; run the demo from a spadekit source checkout.")
-    recipe = load_recipe(RECIPE, demo.recipe_overrides())
+    recipe = load_recipe(recipe_path(), demo.recipe_overrides())
     train(TrainJob(recipe, demo.run, resume=(demo.run / "run.json").is_file()))
     steps = [json.loads(line)["step"] for line in (demo.run / "metrics.jsonl").read_text().splitlines() if line]
     return {"steps": max(steps, default=0)}
+
+
+def recipe_path() -> Path:
+    """The installed toyscapes_spade.toml."""
+    path = Path(str(resources.files("spadekit_recipes") / RECIPE_NAME))
+    if not path.is_file():
+        raise SpadekitError(f"The demo's recipe {path} is missing; reinstall spadekit (pip install -e .).")
+    return path
 
 
 def _bench(demo: Demo) -> dict:
