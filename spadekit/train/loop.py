@@ -129,7 +129,8 @@ def run_worker(env: DistEnv, job: TrainJob) -> None:
                     break
             else:
                 counters.epoch, counters.epoch_step = counters.epoch + 1, 0
-                for scheduler in schedulers:
+                # D's schedule moves only when D trains (with lambda_gan = 0 its optimizer never steps)
+                for scheduler in schedulers if objective.trains_discriminator else schedulers[:1]:
                     scheduler.step()
     logger.close()
     if env.is_main:
