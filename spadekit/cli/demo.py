@@ -13,7 +13,7 @@ from spadekit.cli.common import console
 def demo_command(
     out: Annotated[Path, typer.Option("--out", help="Folder for everything the demo makes.")] = Path("demo"),
     minutes: Annotated[float, typer.Option("--minutes", min=0.1, help="SPADE's training budget; the other "
-                                           "steps add about 4 minutes on 2 CPU cores.")] = 8.0,
+                                           "steps add about 1.5 minutes on 2 CPU cores.")] = 8.0,
 ) -> None:
     """The whole pipeline on the built-in toyscapes data: data, segmenter, SPADE, benchmark, synthesis and a
     report (OUT/report.html). Re-running it skips the finished steps."""
