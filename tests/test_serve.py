@@ -122,6 +122,7 @@ def test_colour_and_index_masks_give_the_same_png_and_seeds_matter(server, label
     ("no mask", 400, "no file field 'mask'"),
     ("seed", 400, "not an integer"),
     ("style", 415, "style photo cannot be decoded"),
+    ("huge style", 413, "megapixels"),
 ])
 def test_bad_requests_get_a_4xx_and_one_sentence(server, label, case, status, words):
     good = _png(label)
@@ -129,15 +130,16 @@ def test_bad_requests_get_a_4xx_and_one_sentence(server, label, case, status, wo
     rgb[:3, :5] = (1, 2, 3)
     jpeg = io.BytesIO()
     Image.fromarray(rgb).save(jpeg, format="JPEG")
-    fields = {
-        "jpeg": {"mask": ("m.jpg", jpeg.getvalue())},
-        "size": {"mask": ("m.png", _png(label[:32, :32]))},
-        "colour": {"mask": ("m.png", _png(rgb))},
-        "big": {"mask": ("m.png", good), "style": ("s.png", os.urandom(MAX_UPLOAD + 10))},
-        "no mask": {"seed": "1"},
-        "seed": {"mask": ("m.png", good), "seed": "abc"},
-        "style": {"mask": ("m.png", good), "style": ("s.jpg", b"not an image")},
-    }[case]
+    fields = {  # built only for the case at hand
+        "jpeg": lambda: {"mask": ("m.jpg", jpeg.getvalue())},
+        "size": lambda: {"mask": ("m.png", _png(label[:32, :32]))},
+        "colour": lambda: {"mask": ("m.png", _png(rgb))},
+        "big": lambda: {"mask": ("m.png", good), "style": ("s.png", os.urandom(MAX_UPLOAD + 10))},
+        "no mask": lambda: {"seed": "1"},
+        "seed": lambda: {"mask": ("m.png", good), "seed": "abc"},
+        "style": lambda: {"mask": ("m.png", good), "style": ("s.jpg", b"not an image")},
+        "huge style": lambda: {"mask": ("m.png", good), "style": ("s.png", _png(np.zeros((6000, 8000), np.uint8)))},
+    }[case]()
     got, body = post(f"{server}/synthesize", fields)
     assert got == status and words in json.loads(body)["detail"]
 

@@ -9,7 +9,8 @@
 
 The model is loaded once. One lock serializes the generator: concurrent requests queue, none fails for
 being concurrent. Bad requests get a 4xx and a one-sentence `detail`: 400 malformed form, 413 upload over
-`max_upload_bytes`, 415 not a PNG / not an image, 422 wrong size, colours or ids outside the palette.
+`max_upload_bytes` or a style photo over MAX_STYLE_PIXELS, 415 not a PNG / not an image, 422 wrong size,
+colours or ids outside the palette. Sizes are checked on the image header, before any pixel is decoded.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from spadekit.synth import Painter
 
 PAGE = Path(__file__).with_name("page.html")
 MAX_UPLOAD_BYTES = 8 << 20  # per file; a 4096x4096 PNG mask compresses far below this
+MAX_STYLE_PIXELS = 40_000_000  # a small file may still decode to a huge image
 
 
 class BadRequest(HTTPException):
@@ -115,14 +117,14 @@ def _seed(value) -> int:
 def _labels(data: bytes, painter: Painter, width: int, height: int) -> np.ndarray:
     if not data.startswith(b"\x89PNG\r\n\x1a\n"):
         raise BadRequest(415, "The mask is not a PNG; send the canvas as PNG (colours of the palette or class ids).")
+    image = _open_image(data, "The mask PNG")
+    if image.size != (width, height):  # checked on the header, before decoding the pixels
+        raise BadRequest(422, f"The mask is {image.width}x{image.height}; this model paints {width}x{height} "
+                              "masks (GET /palette gives the size).")
     try:
-        image = Image.open(io.BytesIO(data))
         image.load()
     except (OSError, SyntaxError, ValueError) as err:
         raise BadRequest(415, f"The mask PNG cannot be decoded ({err}).") from None
-    if image.size != (width, height):
-        raise BadRequest(422, f"The mask is {image.width}x{image.height}; this model paints {width}x{height} "
-                              "masks (GET /palette gives the size).")
     try:
         return mask_ids(image, painter.info.facts, "The mask")
     except SpadekitError as err:
@@ -130,12 +132,22 @@ def _labels(data: bytes, painter: Painter, width: int, height: int) -> np.ndarra
 
 
 def _photo(data: bytes) -> np.ndarray:
+    image = _open_image(data, "The style photo")
+    if image.width * image.height > MAX_STYLE_PIXELS:
+        raise BadRequest(413, f"The style photo is {image.width}x{image.height}; send one of at most "
+                              f"{MAX_STYLE_PIXELS // 1_000_000} megapixels (it is resized to 256x256 anyway).")
     try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-    except (OSError, SyntaxError, ValueError, UnidentifiedImageError) as err:
+        return np.asarray(image.convert("RGB"))
+    except (OSError, SyntaxError, ValueError) as err:
         raise BadRequest(415, f"The style photo cannot be decoded as an image ({err}).") from None
-    return np.asarray(image.convert("RGB"))
+
+
+def _open_image(data: bytes, what: str) -> Image.Image:
+    """The image's header (size, mode) without its pixels; a 415 when it is no image."""
+    try:
+        return Image.open(io.BytesIO(data))
+    except (OSError, SyntaxError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as err:
+        raise BadRequest(415, f"{what} cannot be decoded as an image ({err}).") from None
 
 
 def _paint(painter: Painter, lock: threading.Lock, labels: np.ndarray, photo: np.ndarray | None, seed: int) -> bytes:
