@@ -81,8 +81,12 @@ def test_the_lookup_and_region_table_path_stays_within_its_tolerance(precision, 
     from spadekit.nn import spade
 
     used = []
-    monkeypatch.setattr(spade, "region_modulation", lambda *a: used.append(regions.region_modulation(*a))
-                        or used[-1])
+
+    def spy(*args):
+        used.append(regions.region_modulation(*args))
+        return used[-1]
+
+    monkeypatch.setattr(spade, "region_modulation", spy)
     plain, semantics = _generator_and_input({}, MANY)
     for module in plain.modules():
         if isinstance(module, spade.SPADE):

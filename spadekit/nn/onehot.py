@@ -47,14 +47,16 @@ def one_hot_labels(semantics: torch.Tensor, one_hot_nc: int) -> torch.Tensor:
 
 
 def one_hot_conv2d(semantics: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, one_hot_nc: int,
-                   padding: int, channels_last: bool | None = None) -> torch.Tensor:
+                   padding: int, channels_last: bool | None = None,
+                   labels: torch.Tensor | None = None) -> torch.Tensor:
     """`F.conv2d(semantics, weight, bias, padding=padding)` (stride 1, odd kernel, padding kernel // 2) for
     semantics whose first `one_hot_nc` channels are one-hot per pixel (all-zero pixels are fine too).
 
     Gradients flow to `weight` and `bias` only: `semantics` must not require grad (ValueError if it does).
     Under autocast the result has the autocast dtype, as the conv's would; it is computed in fp32.
     Returns N x out x H x W, in channels_last memory format if `channels_last`, else contiguous; by default
-    as `channels_last_pays` (channels_last for large maps when grad mode is off).
+    as `channels_last_pays` (channels_last for large maps when grad mode is off). `labels`: the semantics'
+    `one_hot_labels`, when the caller has them already.
     """
     if semantics.requires_grad:
         raise ValueError("one_hot_conv2d gives no gradient w.r.t. the semantics; pass a tensor without grad")
@@ -69,7 +71,9 @@ def one_hot_conv2d(semantics: torch.Tensor, weight: torch.Tensor, bias: torch.Te
     with torch.autocast(semantics.device.type, enabled=False):
         if channels_last is None:
             channels_last = channels_last_pays(semantics.device.type, semantics[:, 0].numel())
-        out = _OneHotConv.apply(semantics.detach(), weight, bias, one_hot_nc, channels_last)
+        if labels is None:
+            labels = one_hot_labels(semantics, one_hot_nc)
+        out = _OneHotConv.apply(semantics.detach(), weight, bias, one_hot_nc, channels_last, labels)
     return out if out.dtype == dtype else out.to(dtype)
 
 
@@ -79,7 +83,7 @@ class _OneHotConv(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, semantics: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                one_hot_nc: int, channels_last: bool) -> torch.Tensor:
+                one_hot_nc: int, channels_last: bool, labels: torch.Tensor) -> torch.Tensor:
         batch, in_nc, height, width = semantics.shape
         out_nc, k = weight.shape[0], weight.shape[-1]
         p, taps = k // 2, k * k
@@ -93,7 +97,7 @@ class _OneHotConv(torch.autograd.Function):
         table = torch.cat([rows[:one_hot_nc * taps], rows.new_zeros(taps, out_nc)])
         if bias is not None:
             table.view(one_hot_nc + 1, taps, out_nc)[:, taps // 2] += bias.detach().to(compute)
-        labels = one_hot_labels(semantics, one_hot_nc).int() * taps  # int32 indices: half the memory
+        labels = labels.int() * taps  # int32 indices: half the memory
         labels = F.pad(labels, (p, p, p, p), value=one_hot_nc * taps)
         index = torch.stack([labels[:, dy:dy + height, dx:dx + width] for dy in range(k) for dx in range(k)], -1)
         index += torch.arange(taps, dtype=index.dtype, device=index.device)
@@ -124,7 +128,7 @@ class _OneHotConv(torch.autograd.Function):
         index, rest = ctx.saved_tensors
         one_hot_nc, shape, dtype, has_bias = ctx.meta
         if not any(ctx.needs_input_grad):
-            return None, None, None, None, None
+            return None, None, None, None, None, None
         out_nc, in_nc, k, _ = shape
         taps = k * k
         batch, pixels = index.shape[:2]
@@ -149,7 +153,7 @@ class _OneHotConv(torch.autograd.Function):
         if rest is not None:
             grad_rows = torch.cat([grad_rows, grad_rest])
         grad_weight = grad_rows.t().contiguous().view(shape).to(dtype) if ctx.needs_input_grad[1] else None
-        return None, grad_weight, grad_bias, None, None
+        return None, grad_weight, grad_bias, None, None, None
 
 
 CHUNK = 4096  # output pixels per lookup chunk (2-8k measured alike; a whole 256x256 image: ~1.5x slower)

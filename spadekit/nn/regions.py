@@ -52,11 +52,13 @@ def class_table(shared: nn.Conv2d, modulation: nn.Conv2d, one_hot_nc: int) -> Te
 
 
 def region_modulation(segmap: Tensor, actv: Tensor, shared: nn.Conv2d, gamma: nn.Conv2d, beta: nn.Conv2d,
-                      one_hot_nc: int) -> tuple[Tensor, Tensor] | None:
+                      one_hot_nc: int, labels: Tensor | None = None) -> tuple[Tensor, Tensor] | None:
     """(gamma, beta) maps, each B x C x H x W in channels_last memory format, equal to `gamma(actv)` and
-    `beta(actv)` where `actv = relu(shared(segmap))`; None when too few pixels are interior to gain."""
+    `beta(actv)` where `actv = relu(shared(segmap))`; None when too few pixels are interior to gain.
+    `labels`: the segmap's `one_hot_labels`, when the caller has them already."""
     radius = shared.kernel_size[0] // 2 + gamma.kernel_size[0] // 2
-    labels = one_hot_labels(segmap, one_hot_nc)
+    if labels is None:
+        labels = one_hot_labels(segmap, one_hot_nc)
     inside = interior(labels, segmap[:, one_hot_nc:], radius)
     if inside.float().mean().item() < MIN_INTERIOR:
         return None

@@ -8,7 +8,7 @@ from torch import nn
 
 from spadekit.nn.layers import conv2d
 from spadekit.nn.norms import param_free_norm
-from spadekit.nn.onehot import one_hot_conv2d, one_hot_conv_pays
+from spadekit.nn.onehot import one_hot_conv2d, one_hot_conv_pays, one_hot_labels
 from spadekit.nn.regions import region_modulation
 
 
@@ -46,9 +46,10 @@ class SPADE(nn.Module):
             actv = self.mlp_shared(segmap)
             return self._modulate(normalized, self.mlp_gamma(actv), self.mlp_beta(actv))
         conv, relu = self.mlp_shared
-        actv = relu(one_hot_conv2d(segmap, conv.weight, conv.bias, self.one_hot_nc, conv.padding[0]))
+        labels = one_hot_labels(segmap, self.one_hot_nc)  # once, for the lookups and the region tables
+        actv = relu(one_hot_conv2d(segmap, conv.weight, conv.bias, self.one_hot_nc, conv.padding[0], labels=labels))
         maps = None if torch.is_grad_enabled() else \
-            region_modulation(segmap, actv, conv, self.mlp_gamma, self.mlp_beta, self.one_hot_nc)
+            region_modulation(segmap, actv, conv, self.mlp_gamma, self.mlp_beta, self.one_hot_nc, labels)
         return self._modulate(normalized, *(maps or (self.mlp_gamma(actv), self.mlp_beta(actv))))
 
     @staticmethod
