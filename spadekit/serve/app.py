@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from PIL import Image, UnidentifiedImageError
 
 from spadekit.errors import SpadekitError
@@ -34,10 +34,6 @@ from spadekit.synth import Painter
 PAGE = Path(__file__).with_name("page.html")
 MAX_UPLOAD_BYTES = 8 << 20  # per file; a 4096x4096 PNG mask compresses far below this
 MAX_STYLE_PIXELS = 40_000_000  # a small file may still decode to a huge image
-
-
-class BadRequest(HTTPException):
-    """A client error whose `detail` is the sentence shown on the page."""
 
 
 def create_app(painter: Painter, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI:
@@ -66,26 +62,22 @@ def create_app(painter: Painter, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> Fa
     async def synthesize(request: Request) -> Response:
         length = int(request.headers.get("content-length") or 0)
         if length > 2 * max_upload_bytes + 65536:
-            raise BadRequest(413, f"The upload is {length} bytes; the limit is {max_upload_bytes} per file.")
+            raise HTTPException(413, f"The upload is {length} bytes; the limit is {max_upload_bytes} per file.")
         try:
             form = await request.form(max_files=2, max_fields=4)
         except Exception as err:  # noqa: BLE001 - any parse failure of the body is the client's
-            raise BadRequest(400, f"The request body is not a multipart form ({err}).") from None
+            raise HTTPException(400, f"The request body is not a multipart form ({err}).") from None
         mask = await _file_bytes(form, "mask", max_upload_bytes, required=True)
         style = await _file_bytes(form, "style", max_upload_bytes, required=False)
         seed = _seed(form.get("seed"))
         labels = _labels(mask, painter, width, height)
         photo = _photo(style) if style is not None else None
         if photo is not None and not painter.encodes_style:
-            raise BadRequest(422, "This run's generator has no image encoder, so it cannot take a style photo.")
+            raise HTTPException(422, "This run's generator has no image encoder, so it cannot take a style photo.")
         start = time.perf_counter()
         png = await run_in_threadpool(_paint, painter, lock, labels, photo, seed)
         return Response(png, media_type="image/png",
                         headers={"X-Synth-Ms": f"{(time.perf_counter() - start) * 1000:.1f}"})
-
-    @app.exception_handler(BadRequest)
-    async def bad_request(_: Request, err: BadRequest) -> JSONResponse:
-        return JSONResponse({"detail": err.detail}, status_code=err.status_code)
 
     return app
 
@@ -94,11 +86,11 @@ async def _file_bytes(form, field: str, limit: int, required: bool) -> bytes | N
     upload = form.get(field)
     if upload is None or isinstance(upload, str):
         if required:
-            raise BadRequest(400, f"The form has no file field {field!r}; send the mask as a PNG file.")
+            raise HTTPException(400, f"The form has no file field {field!r}; send the mask as a PNG file.")
         return None
     data = await upload.read(limit + 1)
     if len(data) > limit:
-        raise BadRequest(413, f"The {field} upload is over the {limit}-byte limit; send a smaller file.")
+        raise HTTPException(413, f"The {field} upload is over the {limit}-byte limit; send a smaller file.")
     return data
 
 
@@ -108,38 +100,38 @@ def _seed(value) -> int:
     try:
         seed = int(value)
     except (TypeError, ValueError):
-        raise BadRequest(400, f"seed {value!r} is not an integer.") from None
+        raise HTTPException(400, f"seed {value!r} is not an integer.") from None
     if not 0 <= seed < 2**63:
-        raise BadRequest(400, f"seed {seed} is outside 0..2**63-1.")
+        raise HTTPException(400, f"seed {seed} is outside 0..2**63-1.")
     return seed
 
 
 def _labels(data: bytes, painter: Painter, width: int, height: int) -> np.ndarray:
     if not data.startswith(b"\x89PNG\r\n\x1a\n"):
-        raise BadRequest(415, "The mask is not a PNG; send the canvas as PNG (colours of the palette or class ids).")
+        raise HTTPException(415, "The mask is not a PNG; send the canvas as PNG (colours of the palette or class ids).")
     image = _open_image(data, "The mask PNG")
     if image.size != (width, height):  # checked on the header, before decoding the pixels
-        raise BadRequest(422, f"The mask is {image.width}x{image.height}; this model paints {width}x{height} "
+        raise HTTPException(422, f"The mask is {image.width}x{image.height}; this model paints {width}x{height} "
                               "masks (GET /palette gives the size).")
     try:
         image.load()
     except (OSError, SyntaxError, ValueError) as err:
-        raise BadRequest(415, f"The mask PNG cannot be decoded ({err}).") from None
+        raise HTTPException(415, f"The mask PNG cannot be decoded ({err}).") from None
     try:
         return mask_ids(image, painter.info.facts, "The mask")
     except SpadekitError as err:
-        raise BadRequest(422, str(err)) from None
+        raise HTTPException(422, str(err)) from None
 
 
 def _photo(data: bytes) -> np.ndarray:
     image = _open_image(data, "The style photo")
     if image.width * image.height > MAX_STYLE_PIXELS:
-        raise BadRequest(413, f"The style photo is {image.width}x{image.height}; send one of at most "
+        raise HTTPException(413, f"The style photo is {image.width}x{image.height}; send one of at most "
                               f"{MAX_STYLE_PIXELS // 1_000_000} megapixels (it is resized to 256x256 anyway).")
     try:
         return np.asarray(image.convert("RGB"))
     except (OSError, SyntaxError, ValueError) as err:
-        raise BadRequest(415, f"The style photo cannot be decoded as an image ({err}).") from None
+        raise HTTPException(415, f"The style photo cannot be decoded as an image ({err}).") from None
 
 
 def _open_image(data: bytes, what: str) -> Image.Image:
@@ -147,7 +139,7 @@ def _open_image(data: bytes, what: str) -> Image.Image:
     try:
         return Image.open(io.BytesIO(data))
     except (OSError, SyntaxError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as err:
-        raise BadRequest(415, f"{what} cannot be decoded as an image ({err}).") from None
+        raise HTTPException(415, f"{what} cannot be decoded as an image ({err}).") from None
 
 
 def _paint(painter: Painter, lock: threading.Lock, labels: np.ndarray, photo: np.ndarray | None, seed: int) -> bytes:

@@ -77,7 +77,10 @@ def run_load(base_url: str, mask: bytes, clients: int, seconds: float) -> dict:
             except OSError as err:
                 problem = f"{type(err).__name__}: {err}"
             with guard:
-                (failures.append(problem) if problem else latencies.append(time.perf_counter() - start))
+                if problem:
+                    failures.append(problem)
+                else:
+                    latencies.append(time.perf_counter() - start)
             count += 1
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
