@@ -36,6 +36,8 @@ from spadekit.nn.spade import SPADE
 from spadekit.train import build
 
 COCO_SPACE = LabelSpace(182, dontcare=True, use_instance=True)  # 184 input channels
+PER_PRECISION = ("matmul_peak_gflops_{}", "generator_forward_s_{}", "generator_achieved_gflops_{}",
+                 "generator_forward_s_{}_blocky", "generator_achieved_gflops_{}_blocky", "train_step_s_{}")
 SIZE = 256
 
 
@@ -185,11 +187,7 @@ def measure(device: torch.device, repeats: int = 3, report: Callable[[str], None
         result["bf16_skipped"] = "this CPU has no native bf16 (AVX512-BF16 or AMX); emulated bf16 is not measured"
     flops = generator_flops(COCO_SPACE, size)
     result["generator_gflop"] = flops / 1e9
-    for p in ("fp32", "bf16"):
-        for key in ("matmul_peak_gflops", "generator_forward_s", "generator_achieved_gflops", "train_step_s"):
-            result[f"{key}_{p}"] = None
-        for key in ("generator_forward_s", "generator_achieved_gflops"):
-            result[f"{key}_{p}_blocky"] = None
+    result.update({key.format(p): None for key in PER_PRECISION for p in ("fp32", "bf16")})  # null if not run
     for p in precisions:
         report(f"matmul peak {p} ...")
         result[f"matmul_peak_gflops_{p}"] = matmul_peak_gflops(build.DTYPES[p], device)

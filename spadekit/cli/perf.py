@@ -24,23 +24,21 @@ def perf_command(
 ) -> None:
     """Time the generator's forward (COCO-Stuff 256x256, fp32 and bf16) beside the matmul peak, a training
     step, the loader and prepare on this machine."""
-    from spadekit.perf import measure
+    from spadekit.perf import PER_PRECISION, measure
 
     chosen = pick_device(device)
     result = measure(chosen, repeats, lambda line: console.print(f"[dim]{line}[/]", highlight=False), size)
     table = Table(title=f"spadekit perf on {result['device']}", title_justify="left")
     for column in ("figure", "fp32", "bf16"):
         table.add_column(column, justify="left" if column == "figure" else "right")
-    rows = [("matmul peak GFLOP/s", "matmul_peak_gflops", "{:.0f}"),
-            (f"generator forward s/image (COCO-Stuff {size}, scene)", "generator_forward_s", "{:.3f}"),
-            (f"  achieved GFLOP/s ({result['generator_gflop']:.0f} GFLOP/image)", "generator_achieved_gflops",
-             "{:.0f}"),
-            ("generator forward s/image (blocky worst case)", "generator_forward_s_{}_blocky", "{:.3f}"),
-            ("  achieved GFLOP/s", "generator_achieved_gflops_{}_blocky", "{:.0f}"),
-            ("training step s (batch 1)", "train_step_s", "{:.2f}")]
-    for name, key, fmt in rows:
-        keys = [key.format(p) if "{}" in key else f"{key}_{p}" for p in ("fp32", "bf16")]
-        table.add_row(name, *(_cell(result[k], fmt) for k in keys))
+    rows = [("matmul peak GFLOP/s", "{:.0f}"),
+            (f"generator forward s/image (COCO-Stuff {size}, scene)", "{:.3f}"),
+            (f"  achieved GFLOP/s ({result['generator_gflop']:.0f} GFLOP/image)", "{:.0f}"),
+            ("generator forward s/image (blocky worst case)", "{:.3f}"),
+            ("  achieved GFLOP/s", "{:.0f}"),
+            ("training step s (batch 1)", "{:.2f}")]
+    for (name, fmt), key in zip(rows, PER_PRECISION, strict=True):
+        table.add_row(name, *(_cell(result[key.format(p)], fmt) for p in ("fp32", "bf16")))
     table.add_row("loader samples/s (0 / 2 workers)", f"{result['loader_samples_per_s_workers0']:.0f} / "
                   f"{result['loader_samples_per_s_workers2']:.0f}", "")
     table.add_row("prepare images/s (toyscapes 286 px, 2 workers)", f"{result['prepare_images_per_s']:.1f}", "")
