@@ -164,10 +164,11 @@ def write_combined_report(results: list[RunResult], path: Path) -> None:
     """One page for several runs side by side; grids are linked from their run directories."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    grids = {r.name: _relative(r.out_dir / "grid.png", path.parent) for r in results if r.grid}
+    grids = {r.name: relative_path(r.out_dir / "grid.png", path.parent) for r in results if r.grid}
     atomic_write_text(path, markdown(results, grids))
 
 
-def _relative(target: Path, start: Path) -> str:
+def relative_path(target: Path, start: Path) -> str:
+    """`target` relative to the folder `start`, with forward slashes (a link from a page in `start`)."""
     return Path(os.path.relpath(target.resolve(), start.resolve())).as_posix()
 

@@ -54,6 +54,7 @@ class Demo:
     out: Path
     settings: DemoSettings
     say: Callable[[str], None] = print
+    state: dict = field(default_factory=dict)  # demo.json: the settings and the finished steps
 
     @property
     def shards(self) -> Path:
@@ -99,20 +100,21 @@ def run_demo(out: Path, settings: DemoSettings = DemoSettings(), say: Callable[[
     from spadekit.demo import report
 
     demo = Demo(Path(out), settings, say)
-    state = _load_state(demo)
+    demo.state = _load_state(demo)
+    done = demo.state["steps"]
     steps = [("prepare", _prepare), ("segmenter", _segmenter), ("train", _train), ("bench", _bench),
              ("synth", _synth), ("report", report.write_report)]
     for number, (name, step) in enumerate(steps, 1):
-        if name in state["steps"]:
-            say(f"[{number}/{len(steps)}] {name}: done earlier ({state['steps'][name]['seconds']:.0f} s), skipped")
+        if name in done:
+            say(f"[{number}/{len(steps)}] {name}: done earlier ({done[name]['seconds']:.0f} s), skipped")
             continue
         say(f"[{number}/{len(steps)}] {name}: {demo.commands()[name]}")
         start = time.perf_counter()
-        result = step(demo, state) if name == "report" else step(demo)
-        state["steps"][name] = {"seconds": time.perf_counter() - start, **(result or {})}
-        _save_state(demo, state)
-    if "report" in state["steps"] and not (demo.out / "report.html").is_file():
-        report.write_report(demo, state)
+        result = step(demo)
+        done[name] = {"seconds": time.perf_counter() - start, **(result or {})}
+        _save_state(demo)
+    if "report" in done and not (demo.out / "report.html").is_file():  # deleted since: written again
+        report.write_report(demo)
     return demo.out / "report.html"
 
 
@@ -131,8 +133,8 @@ def _load_state(demo: Demo) -> dict:
     return state
 
 
-def _save_state(demo: Demo, state: dict) -> None:
-    atomic_write_text(demo.out / STATE, json.dumps(state, indent=2) + "\n")
+def _save_state(demo: Demo) -> None:
+    atomic_write_text(demo.out / STATE, json.dumps(demo.state, indent=2) + "\n")
 
 
 def _prepare(demo: Demo) -> dict:

@@ -9,27 +9,29 @@ from __future__ import annotations
 
 import html
 import json
-import os
+from functools import partial
 from pathlib import Path
 
 from PIL import Image
 
 from spadekit.bench.protocol import Protocol
+from spadekit.bench.report import relative_path
 from spadekit.fileio import atomic_write_text
 
 LOSSES = ("G_GAN", "G_feat", "G_L1", "KLD", "D_fake", "D_real")
 
 
-def write_report(demo, state: dict) -> dict:
+def write_report(demo) -> dict:
+    """The report of the steps `demo.state` records as finished."""
     figures = demo.out / "report"
     figures.mkdir(parents=True, exist_ok=True)
     scores = json.loads((demo.run / "bench" / "val" / "scores.json").read_text(encoding="utf-8"))["runs"][0]
     loss_plot(demo.run / "metrics.jsonl", figures / "losses.png")
-    _strip([demo.synth / "masks" / p.name for p in sorted((demo.synth / "painted").glob("*.png"))],
-           sorted((demo.synth / "painted").glob("*.png")), figures / "synth.png")
-    _row([demo.synth / "masks" / "mask_0.png"] + [demo.synth / f"{kind}_{style}.png" for style in ("sunset", "day")
-                                                 for kind in ("style", "styled")], figures / "style.png")
-    sections = _sections(demo, state, scores)
+    painted = sorted((demo.synth / "painted").glob("*.png"))
+    _tiles([[demo.synth / "masks" / p.name for p in painted], painted], figures / "synth.png")
+    _tiles([[demo.synth / "masks" / "mask_0.png"] + [demo.synth / f"{kind}_{style}.png" for style in ("sunset", "day")
+                                                    for kind in ("style", "styled")]], figures / "style.png")
+    sections = _sections(demo, scores)
     atomic_write_text(demo.out / "report.md", _markdown(sections))
     atomic_write_text(demo.out / "report.html", _html(sections))
     return {"miou_ratio": _ratio(scores)}
@@ -69,9 +71,9 @@ def _pct(value: float | None) -> str:
     return "n/c" if value is None else f"{100 * value:.1f}"
 
 
-def _sections(demo, state: dict, scores: dict) -> list[tuple[str, list]]:
+def _sections(demo, scores: dict) -> list[tuple[str, list]]:
     """(title, blocks); a block is ("p", text), ("table", header, rows), ("img", path, alt) or ("code", text)."""
-    steps = state["steps"]
+    steps = demo.state["steps"]
     total = sum(step["seconds"] for step in steps.values())
     real = scores.get("real_images") or {}
     s = scores["scores"]
@@ -85,7 +87,7 @@ def _sections(demo, state: dict, scores: dict) -> list[tuple[str, list]]:
     commands = demo.commands()
     step_rows = [[name, f"{step['seconds']:.0f} s", commands[name]] for name, step in steps.items()]
     samples = sorted((demo.run / "samples").glob("step_*.png"))
-    rel = lambda p: Path(os.path.relpath(p, demo.out)).as_posix()  # noqa: E731
+    rel = partial(relative_path, start=demo.out)
     verdict = "n/c" if ratio is None else f"{100 * ratio:.0f}%"
     return [
         ("What ran", [("p", f"The whole pipeline on toyscapes in {total / 60:.1f} minutes; each step and the "
@@ -159,31 +161,19 @@ def _html(sections: list) -> str:
     return "\n".join(out) + "\n"
 
 
-def _load(path: Path, scale: int = 2) -> Image.Image:
+def _tiles(rows: list[list[Path]], out: Path, height: int = 128, gap: int = 4) -> None:
+    """The images in rows, each scaled (nearest) to `height` pixels high, `gap` white pixels apart."""
+    grid = [[_scaled(path, height) for path in row] for row in rows]
+    width = max(sum(i.width for i in row) + gap * (len(row) - 1) for row in grid)
+    canvas = Image.new("RGB", (width, len(grid) * (height + gap) - gap), "white")
+    for r, row in enumerate(grid):
+        x = 0
+        for image in row:
+            canvas.paste(image, (x, r * (height + gap)))
+            x += image.width + gap
+    canvas.save(out)
+
+
+def _scaled(path: Path, height: int) -> Image.Image:
     image = Image.open(path).convert("RGB")
-    return image.resize((image.width * scale, image.height * scale), Image.NEAREST)
-
-
-def _row(paths: list[Path], out: Path, gap: int = 4) -> None:
-    """The images side by side, each scaled (nearest) to the tallest one's height."""
-    images = [Image.open(p).convert("RGB") for p in paths]
-    height = max(2 * i.height for i in images)
-    images = [i.resize((i.width * height // i.height, height), Image.NEAREST) for i in images]
-    canvas = Image.new("RGB", (sum(i.width for i in images) + gap * (len(images) - 1),
-                               max(i.height for i in images)), "white")
-    x = 0
-    for image in images:
-        canvas.paste(image, (x, 0))
-        x += image.width + gap
-    canvas.save(out)
-
-
-def _strip(masks: list[Path], painted: list[Path], out: Path, gap: int = 4) -> None:
-    """Columns of (mask over result)."""
-    pairs = [(_load(m), _load(p)) for m, p in zip(masks, painted, strict=True)]
-    width, height = pairs[0][1].size
-    canvas = Image.new("RGB", (len(pairs) * (width + gap) - gap, 2 * height + gap), "white")
-    for i, (mask, result) in enumerate(pairs):
-        canvas.paste(mask.resize((width, height), Image.NEAREST), (i * (width + gap), 0))
-        canvas.paste(result, (i * (width + gap), height + gap))
-    canvas.save(out)
+    return image.resize((image.width * height // image.height, height), Image.NEAREST)
