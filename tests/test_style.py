@@ -26,7 +26,7 @@ from spadekit.config import load_recipe
 from spadekit.data.prepare import prepare
 from spadekit.imageio import save_png
 from spadekit.train.loop import TrainJob, train
-from spadekit_plugins.toyscapes.render import STYLE_NAMES, render
+from spadekit_plugins.toyscapes.render import render, style_photos
 from tests.conftest import run_cli
 
 RECIPE = Path(__file__).parent.parent / "recipes" / "toyscapes_spade.toml"
@@ -49,12 +49,6 @@ def style_run(tmp_path_factory) -> Path:
     return root / "run"
 
 
-def _photos(style: str, count: int = 3, seed: int = 2026) -> list[np.ndarray]:
-    """The first `count` 96x96 toyscapes scenes of `style` under `seed` (keys the training set does not use)."""
-    scenes = (render(seed, "val", i, 96) for i in range(500))
-    return [r.image for r in scenes if STYLE_NAMES[r.style] == style][:count]
-
-
 def warmth(image: np.ndarray) -> float:
     """(mean red - mean blue) / (mean red + mean green + mean blue) of an H x W x 3 uint8 image."""
     red, green, blue = image.reshape(-1, 3).astype(np.float64).mean(0)
@@ -67,7 +61,7 @@ def test_a_sunset_photo_paints_the_mask_warmer_than_a_noon_photo(style_run, tmp_
     painted, photos = {}, {}
     for style in ("sunset", "day"):  # each: the mean warmth over three photos of the style and their paintings
         photos[style], painted[style] = 0.0, 0.0
-        for i, photo in enumerate(_photos(style)):
+        for i, photo in enumerate(style_photos(style, 3, seed=2026, size=96)):  # keys training never used
             save_png(tmp_path / f"{style}{i}.png", photo)
             out = tmp_path / f"out_{style}{i}.png"
             run_cli("synth", str(tmp_path / "mask.png"), "--style", str(tmp_path / f"{style}{i}.png"),

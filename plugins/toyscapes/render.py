@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from itertools import islice
 
 import numpy as np
 
@@ -268,3 +269,12 @@ def render(seed: int, split: str, index: int, size: int) -> Rendered:
         t[m] = _texture(int(c), tex_rngs[c], size, info)[m]
     image = _colourise(label, t, trunk, style, gain)
     return Rendered(image=image, label=label, instance=instance, style=style)
+
+
+def style_photos(style: str, count: int, seed: int, size: int, limit: int = 500) -> list[np.ndarray]:
+    """The first `count` images of `style` (a STYLE_NAMES entry) among the `limit` first val images of `seed`."""
+    scenes = (render(seed, "val", i, size) for i in range(limit))
+    photos = list(islice((scene.image for scene in scenes if STYLE_NAMES[scene.style] == style), count))
+    if len(photos) < count:
+        raise ValueError(f"only {len(photos)} {style!r} images among the first {limit} of seed {seed}")
+    return photos

@@ -21,7 +21,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from spadekit.errors import SpadekitError
@@ -187,7 +186,7 @@ def _synth(demo: Demo) -> dict:
     from spadekit.data.reader import SplitReader
     from spadekit.imageio import save_png
     from spadekit.synth import Painter
-    from spadekit_plugins.toyscapes.render import STYLE_NAMES, render
+    from spadekit_plugins.toyscapes.render import style_photos
 
     painter = Painter(demo.run, precision="fp32")
     facts = painter.info.facts
@@ -200,15 +199,10 @@ def _synth(demo: Demo) -> dict:
         save_png(demo.synth / "masks" / f"mask_{i}.png", colourize(label, facts))
         image = painter.paint(painter.semantics([label], [None]), painter.latents(1, None, rng))[0]
         save_png(demo.synth / "painted" / f"mask_{i}.png", image.permute(1, 2, 0).numpy())
-    scenes = (render(2026, "val", i, 128) for i in range(500))  # photos the run never saw
-    photos: dict[str, np.ndarray] = {}
-    for scene in scenes:
-        photos.setdefault(STYLE_NAMES[scene.style], scene.image)
-        if all(style in photos for style in STYLES):
-            break
     for style in STYLES:
-        save_png(demo.synth / f"style_{style}.png", photos[style])
-        z = painter.latents(1, painter.encode_style(photos[style]), rng)
+        photo = style_photos(style, 1, seed=2026, size=128)[0]  # a key the run never saw
+        save_png(demo.synth / f"style_{style}.png", photo)
+        z = painter.latents(1, painter.encode_style(photo), rng)
         image = painter.paint(painter.semantics([labels[0]], [None]), z)[0]
         save_png(demo.synth / f"styled_{style}.png", image.permute(1, 2, 0).numpy())
     return {"masks": len(labels), "styles": list(STYLES)}
