@@ -9,6 +9,13 @@ called as `factory(options, device=torch.device, facts=DatasetFacts | None)` and
   device; the result is an int64 tensor B x h x w of class ids at `size` = (h, w), by default the input size.
   The segmenter does its own normalization and resizing, and runs without gradients, in eval mode.
 
+Optional attributes (read with `getattr`, defaults in brackets):
+- `file_id_offset` [0]: the id that label files of the segmenter's dataset hold for class 0 (1 for a segmenter
+  of ADE20K's 150 classes, whose annotation PNGs keep 0 for "other"); `spadekit segmenter predict` writes
+  class + offset;
+- `procedure` [""]: one line saying how `predict` prepares, scales and fuses its input (the test procedure of
+  a published network), printed in the benchmark protocol.
+
 Every segmenter plugin's options accept `checkpoint` (the weights file). Loading weights is the plugin's job;
 a missing file is a SpadekitError naming it, never random weights. `facts` is given only when a caller builds
 an untrained segmenter to train it (`spadekit segmenter train`); a plugin that cannot be trained says so.
@@ -29,6 +36,8 @@ from spadekit.data.manifest import DatasetFacts
 
 class Segmenter(Protocol):
     facts: DatasetFacts
+    file_id_offset: int
+    procedure: str
 
     def predict(self, images: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor: ...
 

@@ -193,7 +193,8 @@ def test_label_mapping_matches_classes_by_name_and_ignores_the_rest():
 
 def test_a_trainid_segmenter_scores_a_cityscapes_labelid_run_on_the_19_evaluated_classes():
     from spadekit.data.labelspaces import cityscapes_facts
-    from spadekit_plugins.cityscapes.source import trainid_facts, trainid_lut
+    from spadekit.data.labelspaces import cityscapes_trainid_facts as trainid_facts
+    from spadekit_plugins.cityscapes.source import trainid_lut
 
     label_ids, train_ids = cityscapes_facts(), trainid_facts()
     mapping = LabelMapping(label_ids, train_ids)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from spadekit.data import DatasetFacts, Sample
+from spadekit.data import Sample
 from spadekit.data.files import as_label_dtype, check_same_size, read_index_map, read_rgb
-from spadekit.data.labelspaces import cityscapes_facts
+from spadekit.data.labelspaces import CITYSCAPES_TRAIN_IGNORE, cityscapes_facts, cityscapes_trainid_facts
 from spadekit.data.sample import SkipSample
 from spadekit.errors import SpadekitError
 from spadekit_plugins.cityscapes.spec import CityscapesOptions
@@ -26,27 +26,12 @@ LABEL_SUFFIX = "_gtFine_labelIds.png"
 INSTANCE_SUFFIX = "_gtFine_instanceIds.png"
 POLYGON_SUFFIX = "_gtFine_polygons.json"
 COLOUR_SUFFIX = "_gtFine_color.png"
-TRAIN_IGNORE = 255
+TRAIN_IGNORE = CITYSCAPES_TRAIN_IGNORE
 COLOUR_HINT = "use the *_gtFine_labelIds.png / *_gtFine_instanceIds.png files, not the *_gtFine_color.png visualisation"
 LAYOUT = (
     "SRC/leftImg8bit/{train,val}/<city>/<stem>_leftImg8bit.png and "
     "SRC/gtFine/{train,val}/<city>/<stem>_gtFine_labelIds.png"
 )
-
-
-def trainid_facts() -> DatasetFacts:
-    """The 19 training classes, named and coloured by `cityscapesscripts.helpers.labels`, don't-care 255."""
-    from cityscapesscripts.helpers.labels import trainId2label
-
-    ids = sorted(i for i in trainId2label if 0 <= i < TRAIN_IGNORE)
-    return DatasetFacts(
-        name="cityscapes",
-        class_names=[trainId2label[i].name for i in ids],
-        palette=[tuple(trainId2label[i].color) for i in ids],
-        dontcare_id=TRAIN_IGNORE,
-        has_instances=True,
-        thing_ids=[i for i in ids if trainId2label[i].hasInstances],
-    )
 
 
 def trainid_lut() -> tuple[np.ndarray, np.ndarray]:
@@ -85,7 +70,7 @@ class CityscapesSource:
                 f"it must be laid out as {LAYOUT}."
             )
         if options.label_space == "trainIds":
-            self.facts = trainid_facts()
+            self.facts = cityscapes_trainid_facts()
             self._lut, self._known = trainid_lut()
         else:
             self.facts = cityscapes_facts()

@@ -79,6 +79,7 @@ ADE20K_CLASSES = (
 )
 
 CITYSCAPES_NUM_LABELS = 35  # official label_nc: labelIds 0..34
+CITYSCAPES_TRAIN_IGNORE = 255  # trainId of the labelIds the benchmark does not score
 
 
 def bit_colormap(n: int) -> list[tuple[int, int, int]]:
@@ -120,3 +121,26 @@ def cityscapes_facts() -> DatasetFacts:
     things = [i for i in range(CITYSCAPES_NUM_LABELS) if i in by_id and by_id[i].hasInstances]
     return DatasetFacts(name="cityscapes", class_names=names, palette=palette, dontcare_id=None,
                         has_instances=True, thing_ids=things)
+
+
+def cityscapes_trainid_facts() -> DatasetFacts:
+    """The 19 training classes (trainIds 0..18), named and coloured by `cityscapesscripts.helpers.labels`,
+    don't-care 255: the label space of segmenters trained on Cityscapes."""
+    from cityscapesscripts.helpers.labels import trainId2label
+
+    ids = sorted(i for i in trainId2label if 0 <= i < CITYSCAPES_TRAIN_IGNORE)
+    return DatasetFacts(
+        name="cityscapes",
+        class_names=[trainId2label[i].name for i in ids],
+        palette=[tuple(trainId2label[i].color) for i in ids],
+        dontcare_id=CITYSCAPES_TRAIN_IGNORE,
+        has_instances=True,
+        thing_ids=[i for i in ids if trainId2label[i].hasInstances],
+    )
+
+
+def ade20k_150_facts() -> DatasetFacts:
+    """ADE20K's 150 classes without "other": the label space of segmenters trained on ADE20K (class c is
+    annotation value c + 1)."""
+    facts = ade20k_facts()
+    return facts.model_copy(update={"class_names": facts.class_names[1:], "palette": facts.palette[1:]})
