@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, create_model, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from spadekit import registry
@@ -116,7 +116,10 @@ class BenchSection(BaseModel):
     split: str = "val"
     num_images: int | None = Field(None, gt=0)  # None: the whole split
     segmenter: str | None = None  # a segmenter plugin; "smp" when only segmenter_ckpt is set
-    segmenter_ckpt: Path | None = None
+    segmenter_ckpt: Path | None = None  # its weights; a paper segmenter also looks in the torch hub cache
+    segment_resolution: tuple[PositiveInt, PositiveInt] | None = None  # (width, height) the generated images are
+    # resized to (bilinear) before segmentation; None: segmented as generated (the protocol of OASIS, CLADE)
+    generator_weights: Literal["ema", "raw"] = "ema"  # raw: the trained weights, as the paper's code (no EMA)
     fid_weights: Path | None = None  # torch-fidelity's Inception weights; default: the torch hub cache's
     latent: Latent = "encode"  # VAE generators only
     seed: int = Field(0, ge=0)

@@ -71,6 +71,13 @@ class RunInfo(BaseModel):
 
 def load_generator(run_dir: Path, checkpoint: Path | None = None, use_ema: bool = True) -> tuple[nn.Module, RunInfo]:
     """The run's generator in eval mode, with the EMA weights when the checkpoint has them."""
+    generator, info, _ = load_generator_weights(run_dir, checkpoint, use_ema)
+    return generator, info
+
+
+def load_generator_weights(run_dir: Path, checkpoint: Path | None = None,
+                           use_ema: bool = True) -> tuple[nn.Module, RunInfo, str]:
+    """`load_generator`, and which weights it loaded: "ema", or "generator" (asked for, or no EMA saved)."""
     from spadekit.train.checkpoint import latest_checkpoint, load_checkpoint
 
     info = RunInfo.load(run_dir)
@@ -82,7 +89,7 @@ def load_generator(run_dir: Path, checkpoint: Path | None = None, use_ema: bool 
     key = EMA if use_ema and state.get(EMA) is not None else GENERATOR
     generator = info.build_generator()
     load_state(generator, state[key], f"{path} [{key}]")
-    return generator.eval(), info
+    return generator.eval(), info, key
 
 
 def load_state(module: nn.Module, state: dict, where: str) -> None:

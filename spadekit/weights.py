@@ -20,12 +20,20 @@ from torch import nn
 from spadekit.errors import SpadekitError
 
 
+class MissingWeightsError(SpadekitError):
+    """A published weights file that is not on this machine (a caller may go on without what it computes)."""
+
+
 def hub_checkpoints_dir() -> Path:
     """The torch hub cache's checkpoint folder (`$TORCH_HOME/hub/checkpoints`)."""
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
-def find_weights(given: Path | str | None, filename: str, url: str, what: str, option: str = "--checkpoint") -> Path:
+CHECKPOINT_OPTIONS = "--checkpoint, --segmenter-ckpt or --set segmenter_ckpt=PATH"
+
+
+def find_weights(given: Path | str | None, filename: str, url: str, what: str,
+                 option: str = CHECKPOINT_OPTIONS) -> Path:
     """The published file `filename` of `what`: `given` itself, `given/filename` when `given` is a folder, or
     the torch hub cache's copy when nothing is given."""
     if given is not None:
@@ -34,15 +42,15 @@ def find_weights(given: Path | str | None, filename: str, url: str, what: str, o
             path = path / filename
         if path.is_file():
             return path
-        raise SpadekitError(
+        raise MissingWeightsError(
             f"The weights of {what} are not at {path}; download {filename} from {url} and pass its path with {option}."
         )
     cached = hub_checkpoints_dir() / filename
     if cached.is_file():
         return cached
-    raise SpadekitError(
+    raise MissingWeightsError(
         f"The weights of {what} ({filename}) were not given and are not in the torch hub cache ({cached}); "
-        f"download them from {url} and pass the path with {option} (or put the file in that folder)."
+        f"download them from {url} and give the path ({option}) or put the file in that folder."
     )
 
 

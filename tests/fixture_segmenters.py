@@ -27,6 +27,7 @@ class ColourOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     checkpoint: Path | None = None
+    file_id_offset: int = 0  # what label files hold for class 0 (like ADE20K's 1..150)
 
 
 class NearestColourSegmenter:
@@ -56,7 +57,9 @@ def build(options: ColourOptions, device: torch.device, facts: DatasetFacts | No
         with open(log, "a") as f:
             f.write(f"{os.getpid()}\n")
     facts = DatasetFacts(name="colours", class_names=list(colours), palette=[tuple(c) for c in colours.values()])
-    return NearestColourSegmenter(facts, device)
+    segmenter = NearestColourSegmenter(facts, device)
+    segmenter.file_id_offset = options.file_id_offset
+    return segmenter
 
 
 colours = PluginSpec(

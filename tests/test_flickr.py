@@ -24,10 +24,7 @@ from spadekit.errors import SpadekitError
 from tests.fixture_segmenters import LOG_VAR
 
 CLASS_COLOURS = {"sky": [70, 130, 180], "grass": [40, 160, 40], "water": [20, 40, 200]}
-CKPT_HINT = (
-    "--set segmenter_ckpt=PATH \\(train one with `spadekit segmenter train SHARDS --out DIR`, "
-    "which writes DIR/segmenter.pt\\)"
-)
+CKPT_HINT = "pass --set segmenter_ckpt=PATH \\(or --segmenter-ckpt PATH\\), or train one with `spadekit segmenter train"
 
 
 @pytest.fixture
@@ -101,11 +98,15 @@ def test_two_workers_give_the_same_flickr_shards_as_one(tmp_path, ckpt, monkeypa
     assert str(os.getpid()) in builders and 2 <= len(builders) == len(set(builders)) <= 3
 
 
-def test_flickr_without_segmenter_ckpt_says_how_to_get_one(tmp_path, ckpt):
+def test_flickr_without_segmenter_ckpt_says_how_to_get_one(tmp_path, ckpt, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty hub cache
     src, out = tmp_path / "photos", tmp_path / "shards"
     _photos(src, ["a"])
-    with pytest.raises(SpadekitError, match=f"auto-labels its photos, with segmenter 'smp', .*{CKPT_HINT}"):
-        prepare("flickr", out, src=src)
+    with pytest.raises(SpadekitError, match="auto-labels its photos, with segmenter 'deeplabv2'.*"
+                       "deeplabv2_resnet101_msc-cocostuff164k-100000.pth.* not in the torch hub cache"):
+        prepare("flickr", out, src=src)  # the paper's auto-labeller by default
+    with pytest.raises(SpadekitError, match=f"auto-labels its photos, with segmenter 'smp'.*{CKPT_HINT}"):
+        prepare("flickr", out, src=src, settings={"segmenter": "smp"})
     with pytest.raises(SpadekitError, match="checkpoint .*nothing.json does not exist"):
         prepare("flickr", out, src=src, settings=_settings(tmp_path / "nothing.json"))
     assert not out.exists()

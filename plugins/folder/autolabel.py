@@ -20,16 +20,11 @@ from spadekit_plugins.folder.spec import AutoLabelOptions
 
 class AutoLabeller:
     def __init__(self, options: AutoLabelOptions, why: str):
-        """`why` says why the photos are auto-labelled, for the message when no checkpoint is given."""
-        if options.segmenter_ckpt is None:
-            raise SpadekitError(
-                f"{why}, with segmenter {options.segmenter!r}, which needs its weights: pass "
-                "--set segmenter_ckpt=PATH (train one with `spadekit segmenter train SHARDS --out DIR`, "
-                "which writes DIR/segmenter.pt)."
-            )
+        """`why` says why the photos are auto-labelled, for the message when the segmenter cannot be built."""
         self.name = options.segmenter
-        self.checkpoint = Path(options.segmenter_ckpt)
+        self.checkpoint = None if options.segmenter_ckpt is None else Path(options.segmenter_ckpt)
         self.device = options.device
+        self.why = why
         self._segmenter = None
 
     @property
@@ -37,7 +32,11 @@ class AutoLabeller:
         if self._segmenter is None:
             from spadekit.segmenter import build_segmenter
 
-            self._segmenter = build_segmenter(self.name, self.checkpoint, device=self.device)
+            try:
+                self._segmenter = build_segmenter(self.name, self.checkpoint, device=self.device)
+            except SpadekitError as err:
+                raise SpadekitError(f"{self.why}, with segmenter {self.name!r} (--set segmenter=NAME "
+                                    f"segmenter_ckpt=PATH): {err}") from None
         return self._segmenter
 
     @property
@@ -55,4 +54,5 @@ class AutoLabeller:
         return as_label_dtype(ids[0].cpu().numpy())
 
     def summary_line(self) -> str:
-        return f"labels predicted by segmenter {self.name!r} ({self.checkpoint})"
+        weights = self.checkpoint or "published weights from the torch hub cache"
+        return f"labels predicted by segmenter {self.name!r} ({weights})"

@@ -29,7 +29,9 @@ class AutoLabelOptions(BaseModel):
     name: str | None = Field(None, min_length=1, description="dataset name in the manifest (default: the --src name)")
     segmenter: str = Field("smp", description="segmenter plugin that labels photos that have no label map")
     segmenter_ckpt: Path | None = Field(
-        None, description="segmenter weights (`spadekit segmenter train SHARDS --out DIR` writes DIR/segmenter.pt)"
+        None,
+        description="segmenter weights (smp: DIR/segmenter.pt of `spadekit segmenter train`; a paper segmenter "
+        "looks in the torch hub cache when none is given)",
     )
     device: str = Field("cpu", pattern=DEVICE_PATTERN, description="where the segmenter runs: cpu, cuda, cuda:1, mps")
 
@@ -48,6 +50,10 @@ class FolderOptions(AutoLabelOptions):
 
 
 class FlickrOptions(AutoLabelOptions):
+    segmenter: str = Field(
+        "deeplabv2",
+        description="segmenter plugin that labels the photos (the paper's: DeepLabV2 on COCO-Stuff's 182 classes)",
+    )
     val_count: int = Field(
         0,
         ge=0,

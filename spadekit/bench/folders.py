@@ -50,19 +50,19 @@ class ImageFolder:
 
 class RealSet:
     """The cached real side of a protocol: images at the generation resolution, and segmentation scores of
-    them per segmenter checkpoint (the reference a generator's scores are read against)."""
+    them per way of segmenting (`Protocol.segmentation_key`: the reference a generator's scores are read against)."""
 
     def __init__(self, key: str):
         self.root = cache_dir() / "bench" / f"real-{key}"
         self.images = ImageFolder(self.root / "images")
 
-    def _scores_path(self, segmenter_sha256: str) -> Path:
-        return self.root / f"segmentation-{segmenter_sha256[:16]}.json"
+    def _scores_path(self, key: str) -> Path:
+        return self.root / f"segmentation-{key}.json"
 
-    def cached_scores(self, segmenter_sha256: str) -> dict | None:
-        path = self._scores_path(segmenter_sha256)
+    def cached_scores(self, key: str) -> dict | None:
+        path = self._scores_path(key)
         return json.loads(path.read_text()) if path.is_file() else None
 
-    def save_scores(self, segmenter_sha256: str, scores: dict) -> None:
+    def save_scores(self, key: str, scores: dict) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self._scores_path(segmenter_sha256), json.dumps(scores, indent=2) + "\n")
+        atomic_write_text(self._scores_path(key), json.dumps(scores, indent=2) + "\n")

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 IMAGE_RESIZE = "bicubic, antialiased (Pillow's filter)"
 LABEL_RESIZE = "nearest (Pillow's)"
 INCEPTION_RESIZE = "bilinear to 299x299 as TensorFlow 1.x (torch-fidelity)"
+WEIGHTS = {"ema": "EMA of the generator", "raw": "the trained generator, no EMA (as the paper's code)"}
 
 
 class Protocol(BaseModel):
@@ -39,10 +40,14 @@ class Protocol(BaseModel):
     # "prior": z ~ N(0, I); "none": the generator takes no latent
     seed: int
     label_space: str  # the dataset's classes and don't-care id
+    generator_weights: str = "ema"  # "ema" (the EMA generator) or "raw" (the trained weights, as the paper's code)
     # segmentation scores
     segmenter: str | None
-    segmenter_sha256: str | None
+    segmenter_sha256: str | None  # of the checkpoint file (the files, in order, for several)
     segmenter_classes: int | None
+    segmenter_procedure: str | None = None  # how the segmenter prepares, scales and fuses its input
+    segment_resolution: tuple[int, int] | None = None  # (width, height) images are segmented at; None: resolution
+    label_matching: str | None = None  # how the dataset's label ids map onto the segmenter's classes
     ignored: str | None  # which ground-truth pixels the scores skip
     # FID / KID
     fid_backend: str  # "torch-fidelity X.Y.Z, inception-v3-compat, pool3 2048-d"
@@ -61,18 +66,30 @@ class Protocol(BaseModel):
         return _digest({"real": self.real_set_key(), "backend": self.fid_backend,
                         "weights": self.inception_sha256, "resize": self.inception_resize})[:16]
 
+    def segmentation_key(self) -> str:
+        """The cache key of the segmentation scores of the real set (the real set, and how it is segmented)."""
+        fields = ("segmenter", "segmenter_sha256", "segmenter_procedure", "segment_resolution", "label_matching",
+                  "ignored")
+        return _digest({"real": self.real_set_key(), **{name: getattr(self, name) for name in fields}})[:16]
+
     def rows(self) -> list[tuple[str, str]]:
         """(name, value) lines for printing."""
         w, h = self.resolution
         seg = "not used" if self.segmenter is None else (
-            f"{self.segmenter} ({self.segmenter_classes} classes), checkpoint sha256 {self.segmenter_sha256}")
+            f"{self.segmenter} ({self.segmenter_classes} classes), checkpoint sha256 {self.segmenter_sha256}"
+            + (f"; {self.segmenter_procedure}" if self.segmenter_procedure else ""))
+        sw, sh = self.segment_resolution or self.resolution
+        segmented = "as generated" if self.segment_resolution is None else "resized bilinearly"
         return [
             ("real set", f"{self.dataset} {self.split}, {self.num_images} images (shards sha256 "
                          f"{self.shards_sha256[:16]})"),
             ("resolution", f"{w}x{h}; images {self.image_resize}, labels {self.label_resize}"),
             ("label space", self.label_space),
+            ("generator weights", WEIGHTS[self.generator_weights]),
             ("latent", f"{self.latent}, seed {self.seed}"),
             ("segmenter", seg),
+            ("segmented at", f"{sw}x{sh} ({segmented}); ground truth at {w}x{h}, {self.label_resize}"),
+            ("label matching", self.label_matching or "-"),
             ("ignored pixels", self.ignored or "-"),
             ("FID/KID", f"{self.fid_backend}; Inception weights sha256 {self.inception_sha256 or 'absent'}; "
                         f"{self.inception_resize}; KID {self.kid_subsets} subsets of {self.kid_subset_size}"),

@@ -1,7 +1,8 @@
 """The bench report: a table like the paper's Table 1 in the terminal, JSON, and a markdown page with the
 protocol, per-class IoU and a grid of label | generated | real examples.
 
-A missing score is "n/c" (not computed) with its reason under the table; mIoU and accuracy are percentages,
+Rows marked "(published)" are a paper's numbers for the run's method on its dataset, never measured here. A
+missing score is "n/c" (not computed) with its reason under the table; mIoU and accuracy are percentages,
 as in the paper; KID is shown x1000 with its standard deviation over the subsets.
 """
 
@@ -82,6 +83,23 @@ def real_rows(results: list[RunResult]) -> list[list[str]]:
     return rows
 
 
+def published_rows(results: list[RunResult]) -> list[list[str]]:
+    """What the papers report for each run's method on its dataset, once per method and dataset."""
+    rows, seen = [], set()
+    for r in results:
+        key = (r.generator, r.protocol.dataset)
+        if r.published and key not in seen:
+            seen.add(key)
+            p = r.published
+            rows.append([f"{p.method} (published)", r.generator, p.source, _published(p.miou),
+                         _published(p.accuracy), _published(p.fid), "-", "-"])
+    return rows
+
+
+def _published(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
 HEADER = ["run", "generator", "checkpoint", "mIoU", "accu", "FID", "KID x1000", "images/s"]
 
 
@@ -100,6 +118,8 @@ def print_report(results: list[RunResult]) -> None:
         table.add_row(*row)
     for row in real_rows(results):
         table.add_row(*row, style="dim")
+    for row in published_rows(results):
+        table.add_row(*row, style="italic")
     console.print(table)
     for line in reasons(results):
         console.print(f"[yellow]{line}[/]", highlight=False)
@@ -129,7 +149,8 @@ def markdown(results: list[RunResult], grids: dict[str, str]) -> str:
         lines.append("")
     lines += ["## Scores", "", "mIoU and accu in %, higher is better; FID and KID (x1000) lower is better.", "",
               "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join(row) + " |" for row in score_rows(results) + real_rows(results)]
+    rows = score_rows(results) + real_rows(results) + published_rows(results)
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
     lines.append("")
     lines += [f"- {line}" for line in reasons(results)]
     lines += _per_class(results)

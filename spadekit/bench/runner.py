@@ -1,10 +1,11 @@
 """`spadekit bench` for one run directory: generate the split, score it, write the results beside the run.
 
-In order: read the run's recipe (its `[bench]` section, overridden by the command line), load the EMA
-generator of the latest checkpoint, fix the protocol, then one pass over the split that generates each batch,
-segments it, and (the first time for this protocol) writes the real images to the cache and segments them
-too; then FID/KID through torch-fidelity. Results go to `RUN_DIR/bench/<split>/`: `images/` (the generated
-split), `scores.json`, `report.md` and `grid.png`.
+In order: read the run's recipe (its `[bench]` section, overridden by the command line), load the generator
+of the latest checkpoint (its EMA weights, or the raw ones when `[bench] generator_weights = "raw"`), build
+the segmenter (a paper segmenter finds its published weights in the torch hub cache), fix the protocol, then
+one pass over the split that generates each batch, segments it, and (the first time for this protocol) writes
+the real images to the cache and segments them too; then FID/KID through torch-fidelity. Results go to
+`RUN_DIR/bench/<split>/`: `images/` (the generated split), `scores.json`, `report.md` and `grid.png`.
 """
 
 from __future__ import annotations
@@ -20,17 +21,19 @@ from spadekit import inference
 from spadekit.bench import fid
 from spadekit.bench.folders import ImageFolder, RealSet, image_name
 from spadekit.bench.protocol import Protocol, shards_digest
+from spadekit.bench.published import PublishedScores, published_scores
 from spadekit.bench.scores import Scores
-from spadekit.bench.segmentation import LabelMapping, SegmentationScorer, load_segmenter
+from spadekit.bench.segmentation import LabelMapping, SegmentationScorer, segmenter_files_sha256
 from spadekit.bench.synthesis import Synthesizer, eval_batches, eval_dataset
 from spadekit.cli.common import progress_bar
 from spadekit.config import BenchSection, load_recipe
 from spadekit.data.manifest import DatasetFacts, Manifest
 from spadekit.errors import SpadekitError
-from spadekit.fileio import sha256_file
-from spadekit.run import RunInfo, load_generator
+from spadekit.run import EMA, RunInfo, load_generator_weights
+from spadekit.segmenter import build_segmenter
 from spadekit.train.build import check_precision, shards_of
 from spadekit.train.checkpoint import latest_checkpoint
+from spadekit.weights import MissingWeightsError
 
 GRID_ROWS = 8
 NO_SEGMENTER = "no segmenter given (--segmenter-ckpt PATH, or [bench] segmenter_ckpt in the recipe)"
@@ -61,6 +64,7 @@ class RunResult:
     real_scores: dict[str, float] | None  # the segmenter on the real images: the reference
     not_computed: dict[str, str]
     timing: dict[str, Any]  # seconds and images/s, and the device, precision and batch they were measured at
+    published: PublishedScores | None  # what a paper reports for this generator on this dataset
     grid: list[tuple] = field(default_factory=list, repr=False)  # (label, generated, real) uint8 tensors
 
     @property
@@ -72,7 +76,7 @@ class RunResult:
             "run": str(self.run_dir), "name": self.name, "generator": self.generator, "checkpoint": self.checkpoint,
             "scores": self.scores, "not_computed": self.not_computed, "real_images": self.real_scores,
             "per_class_iou": self.per_class_iou, "protocol": self.protocol.model_dump(mode="json"),
-            "timing": self.timing,
+            "timing": self.timing, "published": self.published.as_json() if self.published else None,
         }
 
 
@@ -85,28 +89,28 @@ def bench_run(run_dir: Path, job: BenchJob) -> RunResult:
     check_precision(precision, job.device, "--precision")
     manifest = _matching_manifest(shards, info.facts, run_dir)
     checkpoint = latest_checkpoint(run_dir)
-    generator, _ = load_generator(run_dir, checkpoint)
+    generator, _, weights_key = load_generator_weights(run_dir, checkpoint, settings.generator_weights == "ema")
     synthesize = Synthesizer(generator, info.space, settings.latent, precision, job.device, settings.seed)
     dataset = eval_dataset(shards, settings.split, info, settings.num_images)
     if len(dataset) == 0:
         raise SpadekitError(f"The {settings.split!r} split of {shards} is empty; bench another split (--split).")
     weights = fid.find_weights(settings.fid_weights)
-    segmenter, mapping, segmenter_sha = _segmenter(settings, info.facts, job.device)
+    segmenter, mapping, segmenter_sha, no_segmenter = _segmenter(settings, info.facts, job.device)
     protocol = _protocol(manifest, settings, info, len(dataset), synthesize.latent_mode, weights,
-                         segmenter, mapping, segmenter_sha)
+                         segmenter, mapping, segmenter_sha, "ema" if weights_key == EMA else "raw")
 
     real = RealSet(protocol.real_set_key())
-    real_scores = real.cached_scores(segmenter_sha) if segmenter else None
+    real_scores = real.cached_scores(protocol.segmentation_key()) if segmenter else None
     sinks = _Sinks(
         generated=ImageFolder(run_dir / "bench" / settings.split / "images"),
         real_images=None if real.images.complete else real.images,
-        gen_scorer=SegmentationScorer(segmenter, mapping, job.device) if segmenter else None,
-        real_scorer=SegmentationScorer(segmenter, mapping, job.device) if segmenter and not real_scores else None,
+        gen_scorer=_scorer(segmenter, mapping, job.device, settings) if segmenter else None,
+        real_scorer=_scorer(segmenter, mapping, job.device, settings) if segmenter and not real_scores else None,
     )
     count, seconds = _generate(synthesize, dataset, sinks, job, f"bench {run_dir.name}")
     if sinks.real_scorer:
         real_scores = _summary(sinks.real_scorer.scores())
-        real.save_scores(segmenter_sha, real_scores)
+        real.save_scores(protocol.segmentation_key(), real_scores)
 
     scores: dict[str, float | None] = {"miou": None, "accuracy": None, "fid": None, "kid": None, "kid_std": None}
     not_computed: dict[str, str] = {}
@@ -116,7 +120,7 @@ def bench_run(run_dir: Path, job: BenchJob) -> RunResult:
         scores.update(_summary(computed))
         per_class = dict(zip(segmenter.facts.class_names, computed.iou, strict=True))
     else:
-        not_computed["miou"] = not_computed["accuracy"] = NO_SEGMENTER
+        not_computed["miou"] = not_computed["accuracy"] = no_segmenter
     timing = {"images": count, "synthesis_and_segmentation_s": seconds, "images_per_s": count / seconds,
               "device": str(job.device), "precision": precision, "batch_size": job.batch_size}
     if weights.path is None:
@@ -128,8 +132,9 @@ def bench_run(run_dir: Path, job: BenchJob) -> RunResult:
         scores.update(fid.fid_kid(sinks.generated.path, real.images.path, count, weights.path,
                                   f"spadekit-real-{protocol.fidelity_key()}", job.device))
         timing["fid_kid_s"] = time.perf_counter() - started
+    published = published_scores(info.generator, protocol.dataset)
     return RunResult(run_dir.name, run_dir, info.generator, checkpoint.name, protocol, scores, per_class,
-                     real_scores, not_computed, timing, sinks.grid)
+                     real_scores, not_computed, timing, published, sinks.grid)
 
 
 @dataclass
@@ -191,14 +196,29 @@ def _matching_manifest(shards: Path, facts: DatasetFacts, run_dir: Path) -> Mani
     return manifest
 
 
+def _scorer(segmenter, mapping: LabelMapping, device: torch.device, settings: BenchSection) -> SegmentationScorer:
+    return SegmentationScorer(segmenter, mapping, device, settings.segment_resolution)
+
+
 def _segmenter(settings: BenchSection, facts: DatasetFacts, device: torch.device):
-    if settings.segmenter_ckpt is None:
-        return None, None, None
-    segmenter = load_segmenter(settings.segmenter or "smp", settings.segmenter_ckpt, device)
-    return segmenter, LabelMapping(facts, segmenter.facts), sha256_file(settings.segmenter_ckpt)
+    """(segmenter, label mapping, weights sha256, why not) for the recipe's segmenter. A paper segmenter named
+    without a checkpoint whose published weights are not in the torch hub cache leaves mIoU not computed, with
+    the sentence saying which file to get; a checkpoint given but absent is an error."""
+    name = settings.segmenter or ("smp" if settings.segmenter_ckpt else None)
+    if name is None:
+        return None, None, None, NO_SEGMENTER
+    try:
+        segmenter = build_segmenter(name, settings.segmenter_ckpt, device=device)
+    except MissingWeightsError as err:
+        if settings.segmenter_ckpt is not None:
+            raise
+        return None, None, None, str(err)
+    sha = segmenter_files_sha256(segmenter, settings.segmenter_ckpt)
+    return segmenter, LabelMapping(facts, segmenter.facts), sha, None
 
 
-def _protocol(manifest, settings, info, num, latent, weights, segmenter, mapping, segmenter_sha) -> Protocol:
+def _protocol(manifest, settings, info, num, latent, weights, segmenter, mapping, segmenter_sha,
+              generator_weights) -> Protocol:
     facts = manifest.dataset
     split = manifest.split(settings.split)
     dontcare = f", don't-care id {facts.dontcare_id}" if facts.dontcare_id is not None else ""
@@ -212,9 +232,13 @@ def _protocol(manifest, settings, info, num, latent, weights, segmenter, mapping
         latent=latent,
         seed=settings.seed,
         label_space=f"{facts.name}: {facts.label_nc} classes{dontcare}",
+        generator_weights=generator_weights,
         segmenter=(settings.segmenter or "smp") if segmenter else None,
         segmenter_sha256=segmenter_sha,
         segmenter_classes=mapping.num_classes if mapping else None,
+        segmenter_procedure=(getattr(segmenter, "procedure", "") or None) if segmenter else None,
+        segment_resolution=settings.segment_resolution if segmenter else None,
+        label_matching=mapping.describe_matching(facts, segmenter.facts) if mapping else None,
         ignored=mapping.describe() if mapping else None,
         fid_backend=fid.backend(),
         inception_sha256=weights.sha256,

@@ -9,15 +9,18 @@ dataset classes that the segmenter does not know are ignored, like the don't-car
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from spadekit.bench.scores import ConfusionMatrix, Scores
 from spadekit.data.manifest import DatasetFacts
 from spadekit.errors import SpadekitError
-from spadekit.segmenter import Segmenter, build_segmenter
+from spadekit.fileio import sha256_file
+from spadekit.segmenter import Segmenter
 
 
 class LabelMapping:
@@ -42,6 +45,13 @@ class LabelMapping:
         """Loader labels (don't-care already mapped to label_nc) to the segmenter's ids."""
         return self.lut.to(label.device)[label]
 
+    def describe_matching(self, dataset: DatasetFacts, segmenter: DatasetFacts) -> str:
+        if dataset.class_names == segmenter.class_names:
+            return f"identity ({segmenter.label_nc} classes)"
+        matched = dataset.label_nc - len(self.unmatched)
+        return (f"by class name: {matched} of the {dataset.label_nc} {dataset.name} classes onto the segmenter's "
+                f"{segmenter.label_nc} ({segmenter.name})")
+
     def describe(self) -> str:
         parts = []
         if self.dontcare_id is not None:
@@ -53,10 +63,13 @@ class LabelMapping:
 
 
 class SegmentationScorer:
-    """Accumulates the confusion matrix of one image set; `scores()` gives mIoU, accuracy, per-class IoU."""
+    """Accumulates the confusion matrix of one image set; `scores()` gives mIoU, accuracy, per-class IoU.
+    With `resolution` (width, height), images are resized to it (bilinear) before they are segmented; the
+    prediction is made at the ground truth's size either way."""
 
-    def __init__(self, segmenter: Segmenter, mapping: LabelMapping, device: torch.device):
-        self.segmenter, self.mapping = segmenter, mapping
+    def __init__(self, segmenter: Segmenter, mapping: LabelMapping, device: torch.device,
+                 resolution: tuple[int, int] | None = None):
+        self.segmenter, self.mapping, self.resolution = segmenter, mapping, resolution
         self.matrix = ConfusionMatrix(mapping.num_classes, ignore_index=mapping.ignore, device=device)
 
     @torch.no_grad()
@@ -64,6 +77,9 @@ class SegmentationScorer:
         """uint8 images B x 3 x H x W and loader labels B x 1 x h x w."""
         target = self.mapping(label[:, 0])
         images = images.to(self.matrix.matrix.device).float() / 255
+        if self.resolution is not None:
+            width, height = self.resolution
+            images = F.interpolate(images, size=(height, width), mode="bilinear", align_corners=False).clamp(0, 1)
         prediction = self.segmenter.predict(images, size=tuple(target.shape[-2:]))
         self.matrix.update(prediction, target)
 
@@ -71,8 +87,9 @@ class SegmentationScorer:
         return self.matrix.scores()
 
 
-def load_segmenter(name: str, checkpoint: Path, device: torch.device) -> Segmenter:
-    if not Path(checkpoint).is_file():
-        raise SpadekitError(f"Segmenter checkpoint {checkpoint} does not exist; train one with "
-                            "`spadekit segmenter train SHARDS --out DIR` or fix --segmenter-ckpt.")
-    return build_segmenter(name, checkpoint, device=device)
+def segmenter_files_sha256(segmenter: Segmenter, checkpoint: Path | None) -> str:
+    """The sha256 of the weights the segmenter loaded (`weight_files`, else `checkpoint`); over the files'
+    digests, in order, when there are several."""
+    files = list(getattr(segmenter, "weight_files", None) or [checkpoint])
+    digests = [sha256_file(path) for path in files]
+    return digests[0] if len(digests) == 1 else hashlib.sha256("\n".join(digests).encode()).hexdigest()

@@ -1,4 +1,5 @@
-"""`spadekit segmenter train`: train a segmenter for auto-labelling photos and the mIoU benchmark."""
+"""`spadekit segmenter train|predict`: train a segmenter, or label photos with one (auto-labelling, the mIoU
+benchmark, checking a segmenter on your own photos)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,11 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="Train segmenters (auto-labelling photos, the mIoU benchmark).", no_args_is_help=True)
+from spadekit.errors import SpadekitError
+
+app = typer.Typer(
+    help="Train segmenters, or label photos with one (auto-labelling, the mIoU benchmark).", no_args_is_help=True
+)
 
 
 @app.command("train")
@@ -46,3 +51,38 @@ def train_command(
         force=force,
     )
     train_segmenter(job)
+
+
+@app.command("predict")
+def predict_command(
+    inputs: list[Path] = typer.Argument(..., help="Photos, or folders of photos."),
+    segmenter: str = typer.Option(..., "--segmenter", help="A segmenter plugin: drn, upernet, deeplabv2, smp, ..."),
+    checkpoint: Path = typer.Option(
+        None, "--checkpoint", help="Its weights (upernet: the folder of both files) [default: the torch hub cache]"
+    ),
+    out: Path = typer.Option(..., "--out", help="Folder for <photo stem>.png label maps."),
+    device: str = typer.Option(None, "--device", help="cpu, cuda or cuda:N [default: cuda if available]"),
+    precision: str = typer.Option("fp32", "--precision", help="fp32 (the published procedure), bf16 or fp16."),
+    batch_size: int = typer.Option(4, "--batch-size", min=1, help="Photos per batch (photos of one size)."),
+    sets: list[str] = typer.Option(None, "--set", help="A segmenter option, e.g. --set img_sizes=[300] (upernet)."),
+) -> None:
+    """Label photos with a segmenter: OUT/<stem>.png holds, at the photo's size, the ids of the segmenter's
+    dataset (Cityscapes trainIds for drn, ADE20K 1..150 for upernet, COCO-Stuff 0..181 for deeplabv2)."""
+    from spadekit.cli.common import console, parse_sets, pick_device, progress_bar
+    from spadekit.segmenter import build_segmenter
+    from spadekit.segmenter_predict import PredictJob, photo_files, predict_files
+    from spadekit.train.build import check_precision
+
+    chosen = pick_device(device)
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise SpadekitError(f"--precision {precision!r} is not one of fp32, bf16, fp16.")
+    check_precision(precision, chosen, "--precision")
+    job = PredictJob(inputs=list(inputs), out=out, device=chosen, precision=precision, batch_size=batch_size)
+    total = len(photo_files(job.inputs))
+    model = build_segmenter(segmenter, checkpoint, options=parse_sets(sets), device=chosen)
+    console.print(f"segmenter {segmenter}: {model.facts.name}, {model.facts.label_nc} classes, {precision} on "
+                  f"{chosen}", highlight=False)
+    with progress_bar("img") as bar:
+        task = bar.add_task("predict", total=total)
+        written = predict_files(model, job, lambda n: bar.advance(task, n))
+    console.print(f"{written} label maps in {out}", highlight=False)
