@@ -14,7 +14,9 @@ Optional attributes (read with `getattr`, defaults in brackets):
   of ADE20K's 150 classes, whose annotation PNGs keep 0 for "other"); `spadekit segmenter predict` writes
   class + offset;
 - `procedure` [""]: one line saying how `predict` prepares, scales and fuses its input (the test procedure of
-  a published network), printed in the benchmark protocol.
+  a published network), printed in the benchmark protocol;
+- `weight_files` [the checkpoint given]: the files the weights were read from, whose sha256 the benchmark
+  protocol records (a paper segmenter may have found them in the torch hub cache, or in a folder).
 
 Every segmenter plugin's options accept `checkpoint` (the weights file). Loading weights is the plugin's job;
 a missing file is a SpadekitError naming it, never random weights. `facts` is given only when a caller builds

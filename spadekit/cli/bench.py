@@ -15,9 +15,11 @@ def bench_command(
     split: Annotated[str | None, typer.Option("--split", help="Split to generate [default: recipe's, val]")] = None,
     num: Annotated[int | None, typer.Option("--num", min=1, help="Score the first N images of the split "
                                             "[default: all]")] = None,
-    segmenter: Annotated[str | None, typer.Option("--segmenter", help="Segmenter plugin [default: smp]")] = None,
-    segmenter_ckpt: Annotated[Path | None, typer.Option("--segmenter-ckpt", help="Segmenter checkpoint for "
-                                                        "mIoU/accuracy.")] = None,
+    segmenter: Annotated[str | None, typer.Option("--segmenter", help="Segmenter plugin: drn, upernet, deeplabv2, "
+                                            "smp, ... [default: the recipe's; smp with only --segmenter-ckpt]")] = None,
+    segmenter_ckpt: Annotated[Path | None, typer.Option(
+        "--segmenter-ckpt", help="Segmenter weights for mIoU/accuracy [default: the recipe's, or the torch hub cache]"
+    )] = None,
     fid_weights: Annotated[Path | None, typer.Option("--fid-weights", help="torch-fidelity's Inception weights "
                                                      "[default: the torch hub cache's]")] = None,
     shards: Annotated[Path | None, typer.Option("--shards", help="The dataset's shards [default: the run's "
