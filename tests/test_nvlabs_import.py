@@ -408,6 +408,7 @@ def test_run_directory_holds_run_info_recipe_and_provenance(tmp_path):
     assert recipe.model.name == "spade" and recipe.model.options["ngf"] == NGF
     assert (recipe.data.crop_size, recipe.data.load_size, recipe.data.preprocess) == (64, 286, "resize_and_crop")
     assert recipe.train.init_from == (tmp_path / "run").resolve() and recipe.data.use_instance
+    assert recipe.bench.segmenter is None  # a label space of one's own has no paper segmenter
     state = load_checkpoint(latest_checkpoint(tmp_path / "run"))
     assert "discriminator" not in state
     source = state["imported_from"]["generator"]

@@ -46,6 +46,14 @@ class SpadeOptions(BaseModel):
         return self
 
 
+def upsampling_layers() -> dict[str, int]:
+    """The 2x upsamplings of each `num_upsampling_layers` value, from the generator itself, for code that sizes
+    the generator's head without building it (`spadekit import nvlabs`); imports torch only when called."""
+    from spadekit_plugins.spade.generator import UPSAMPLINGS
+
+    return dict(UPSAMPLINGS)
+
+
 def build(options: SpadeOptions, context):
     from spadekit_plugins.spade.generator import SPADEGenerator
 

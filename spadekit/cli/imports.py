@@ -22,13 +22,19 @@ def _group() -> None:
 
 @app.command("nvlabs")
 def nvlabs_command(
-    ckpt_dir: Annotated[Path, typer.Argument(help="Folder with the official {which}_net_G.pth (and _net_D, _net_E).")],
-    dataset: Annotated[str, typer.Option("--dataset", help="The official configuration: coco, ade20k or cityscapes.")],
+    ckpt_dir: Annotated[Path, typer.Argument(
+        help="Folder with the official {which}_net_G.pth (and _net_D, _net_E, and the opt.txt training wrote).")],
+    dataset: Annotated[str, typer.Option(
+        "--dataset", help="The official label space: coco, ade20k or cityscapes (and its default geometry, "
+        "which the folder's opt.txt overrides).")],
     out: Annotated[Path, typer.Option("--out", help="The run directory to create (new or empty).")],
     which: Annotated[str, typer.Option("--which", help="Which epoch's files: latest, 40, ...")] = "latest",
     force: Annotated[bool, typer.Option("--force", help="Replace a non-empty --out.")] = False,
 ) -> None:
-    """Import an official NVlabs/SPADE checkpoint (e.g. checkpoints/coco_pretrained) as a run directory."""
+    """Import an official NVlabs/SPADE checkpoint (e.g. checkpoints/coco_pretrained) as a run directory.
+
+    The folder's opt.txt, when training left one there, decides the image size and upsampling schedule and is
+    checked against the weights; opt.pkl is never read."""
     print_summary(import_nvlabs(ckpt_dir, dataset, out, which=which, force=force))
 
 
@@ -40,8 +46,12 @@ def print_summary(summary: ImportSummary) -> None:
     for f in summary.files:
         table.add_row(f.role, escape(str(f.path)), str(f.keys), f"{f.parameters / 1e6:.2f}M")
     console.print(table)
+    height, width = summary.image_size
     console.print(f"generator: ngf {options['ngf']}, {options['num_upsampling_layers']} upsampling, {shape}, "
-                  f"{options['norm']} SPADE norm", highlight=False)
+                  f"{options['norm']} SPADE norm, {width}x{height} images", highlight=False)
+    if summary.opt_file is not None:
+        taken = ", ".join(f"{name} {value}" for name, value in summary.from_opt.items())
+        console.print(f"from {escape(str(summary.opt_file))}: {escape(taken)}", highlight=False)
     if summary.discriminator:
         d = summary.discriminator
         console.print(f"discriminator: {d['num_D']} scales, {d['n_layers']} layers, ndf {d['ndf']}, {d['norm']}",

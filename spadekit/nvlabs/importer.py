@@ -7,10 +7,12 @@ submodule names, so a key maps onto ours unchanged except for spectral norm: the
 `X.parametrizations.weight.original / .0._u / .0._v` (`OFFICIAL_SPECTRAL_KEYS`); both divide by the stored
 estimate u^T W v in eval mode, so the imported model computes what the official one computes.
 
-The generator options are read off the weights (width, VAE or not, normalization, SPADE kernel), the label
-space and image geometry come from the official dataset configuration (`official_config`), and the run
-directory gets run.json, a step-0 checkpoint (generator, EMA = generator, discriminator when given) and a
-resolved recipe for fine-tuning.
+The generator options are read off the weights (width, VAE or not, normalization, SPADE kernel; `layout`).
+The label space comes from the official dataset configuration (`configs.official_config`), and so do the image
+geometry and the upsampling schedule unless the folder holds the opt.txt that training wrote (`options`):
+then its options decide them, and every one the weights can show is checked against them. The run directory
+gets run.json, a step-0 checkpoint (generator, EMA = generator, discriminator when given) and a resolved
+recipe for fine-tuning.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,56 +28,22 @@ import torch
 from torch import nn
 
 from spadekit import registry
+from spadekit.bench.protocol import PAPER_SEGMENTERS
 from spadekit.config import load_recipe
-from spadekit.data.labelspaces import ade20k_facts, cityscapes_facts, coco_stuff_facts
-from spadekit.data.manifest import DatasetFacts
 from spadekit.errors import SpadekitError
 from spadekit.fileio import atomic_write_text, sha256_file
 from spadekit.generator import count_parameters
 from spadekit.nn.discriminator import MultiscaleDiscriminator
-from spadekit.nn.semantics import LabelSpace
+from spadekit.nvlabs.configs import NvlabsConfig, official_config
 from spadekit.nvlabs.keys import ROLES, convert_state, find_checkpoints, read_state_dict
+from spadekit.nvlabs.layout import check_channels, check_opt, generator_options, read_weights
+from spadekit.nvlabs.options import OPT_PKL, OfficialOptions, configure, read_opt_txt
 from spadekit.run import DISCRIMINATOR, EMA, GENERATOR, RunInfo, load_state
 from spadekit.train.checkpoint import save_step_checkpoint
 
 GENERATOR_PLUGIN = "spade"
 RECIPE_FILE = "config.toml"
 ENCODER_PREFIX = "encoder."  # our generator holds the encoder as a submodule
-_UPSAMPLINGS = {"normal": 5, "more": 6, "most": 7}
-
-
-@dataclass(frozen=True)
-class NvlabsConfig:
-    """One dataset configuration of the official code: its label space, image geometry and data settings."""
-
-    name: str
-    facts: DatasetFacts
-    crop_size: int
-    aspect_ratio: float = 1.0
-    num_upsampling_layers: str = "normal"  # the default; a generator with up_4 weights is 'most' regardless
-    preprocess: str = "resize_and_crop"
-    load_size: int = 286
-
-    @property
-    def space(self) -> LabelSpace:
-        return LabelSpace.from_facts(self.facts, self.facts.has_instances)
-
-
-def official_config(dataset: str) -> NvlabsConfig:
-    """The official TrainOptions/TestOptions defaults of `--dataset_mode coco|ade20k|cityscapes`."""
-    if dataset == "coco":
-        return NvlabsConfig("coco", coco_stuff_facts(), 256)
-    if dataset == "ade20k":
-        return NvlabsConfig("ade20k", ade20k_facts(), 256)
-    if dataset == "cityscapes":
-        return NvlabsConfig("cityscapes", cityscapes_facts(), 512, 2.0, "more", "fixed", 512)
-    raise SpadekitError(
-        f"--dataset {dataset!r} is not an official SPADE configuration; use coco, ade20k or cityscapes "
-        "(the one the checkpoint was trained on)."
-    )
-
-
-OFFICIAL_DATASETS = ("coco", "ade20k", "cityscapes")
 
 
 @dataclass(frozen=True)
@@ -95,6 +63,9 @@ class ImportSummary:
     files: list[ImportedFile]
     discriminator: dict[str, Any] | None = None  # MultiscaleDiscriminator options, when D was imported
     notes: list[str] = field(default_factory=list)  # what the import had to fill in or leave out
+    image_size: tuple[int, int] = (0, 0)  # (height, width) of the images the imported generator makes
+    opt_file: Path | None = None  # the official opt.txt that decided the geometry and schedule, if any
+    from_opt: dict[str, str] = field(default_factory=dict)  # official option -> its value as opt.txt writes it
 
 
 @dataclass
@@ -109,60 +80,7 @@ class Converted:
     notes: list[str]
 
 
-# ----------------------------------------------------------------------------- options from weights
-
-
-def generator_options(g: dict[str, torch.Tensor], config: NvlabsConfig, has_encoder: bool,
-                      where: str) -> dict[str, Any]:
-    """The `spade` plugin options that rebuild the official generator these weights come from."""
-    needed = ("fc.weight", "conv_img.weight", "head_0.norm_0.mlp_shared.0.weight")
-    absent = [key for key in needed if key not in g]
-    if absent:
-        raise SpadekitError(
-            f"{where} is not an official SPADE generator (it lacks {', '.join(absent)}); only --netG spade "
-            "checkpoints can be imported."
-        )
-    fc, mlp = g["fc.weight"], g["head_0.norm_0.mlp_shared.0.weight"]
-    semantic_nc = config.space.semantic_nc
-    if mlp.dim() != 4 or mlp.shape[1] != semantic_nc:
-        channels = int(mlp.shape[1]) if mlp.dim() == 4 else "?"
-        fits = [name for name in OFFICIAL_DATASETS if official_semantic_nc(name) == channels]
-        guess = f"as {fits[0]} has" if fits else "which no official configuration has"
-        raise SpadekitError(
-            f"{where} was trained with {channels} input channels ({guess}), but the {config.name} configuration has "
-            f"{semantic_nc}; pass the --dataset the checkpoint was trained on."
-        )
-    most = any(key.startswith("up_4.") for key in g)
-    ngf = int(g["conv_img.weight"].shape[1]) * (2 if most else 1)
-    options: dict[str, Any] = {
-        "ngf": ngf,
-        "num_upsampling_layers": "most" if most else config.num_upsampling_layers,
-        "norm": "sync_batch" if "head_0.norm_0.param_free_norm.running_mean" in g else "instance",
-        "kernel_size": int(mlp.shape[-1]),
-        "hidden": int(mlp.shape[0]),
-        "spectral": "head_0.conv_0.weight_orig" in g,
-    }
-    if fc.dim() == 2:  # Linear: decodes a latent z (VAE, or noise input)
-        options["z_dim"] = int(fc.shape[1])
-        if has_encoder:
-            options["use_vae"] = True
-        else:
-            options["input"] = "noise"
-        if not most:  # the latent fills a 16*ngf x sh x sw map: sh*sw tells 'normal' from 'more'
-            fitting = [n for n in ("normal", "more") if _head_cells(config, n) * 16 * ngf == fc.shape[0]]
-            if fitting and options["num_upsampling_layers"] not in fitting:
-                options["num_upsampling_layers"] = fitting[0]
-    return options
-
-
-def official_semantic_nc(dataset: str) -> int:
-    return {"coco": 184, "ade20k": 151, "cityscapes": 36}[dataset]
-
-
-def _head_cells(config: NvlabsConfig, num_upsampling_layers: str) -> int:
-    n = _UPSAMPLINGS[num_upsampling_layers]
-    height = round(config.crop_size / config.aspect_ratio)
-    return (height >> n) * (config.crop_size >> n)
+# ------------------------------------------------------------------------ discriminator from weights
 
 
 def discriminator_options(d: dict[str, torch.Tensor], where: str) -> dict[str, Any]:
@@ -192,26 +110,31 @@ def discriminator_options(d: dict[str, torch.Tensor], where: str) -> dict[str, A
 
 def convert(config: NvlabsConfig, g: dict[str, torch.Tensor], e: dict[str, torch.Tensor] | None = None,
             d: dict[str, torch.Tensor] | None = None, names: dict[str, str] | None = None,
-            origin: str = "spadekit import nvlabs") -> Converted:
-    """Official G (and E, D) state dicts -> our networks, loaded and checked key for key."""
+            origin: str = "spadekit import nvlabs", opt: OfficialOptions | None = None) -> Converted:
+    """Official G (and E, D) state dicts -> our networks, loaded and checked key for key. `config` is already
+    configured from `opt` (the folder's opt.txt), whose options the weights must not contradict."""
     names = {"G": "net_G", "E": "net_E", "D": "net_D", **(names or {})}
     notes: list[str] = []
-    fc = g.get("fc.weight")
-    use_e = e is not None and fc is not None and fc.dim() == 2
+    facts = read_weights(g, names["G"])
+    if opt is not None:
+        check_opt(opt, facts, config, names, e is not None)
+    check_channels(facts, config, names["G"])
+    use_e = e is not None and facts.z_dim is not None
     if e is not None and not use_e:
         notes.append(f"{names['E']} was left out: the generator decodes the label map (its fc is a conv), so it "
                      "was not trained with --use_vae and never used this encoder")
-    options = generator_options(g, config, use_e, names["G"])
+    options = generator_options(facts, config, use_e, opt)
     spec = registry.get("generators", GENERATOR_PLUGIN)
     options = spec.parse_options(options).model_dump(mode="json")
     version = registry.entries("generators")[GENERATOR_PLUGIN].version
     info = RunInfo(generator=GENERATOR_PLUGIN, generator_version=version, options=options, facts=config.facts,
-                   use_instance=config.facts.has_instances, crop_size=config.crop_size,
+                   use_instance=config.space.use_instance, crop_size=config.crop_size,
                    aspect_ratio=config.aspect_ratio, origin=origin)
     try:
         generator = info.build_generator()
-    except ValueError as err:
-        raise SpadekitError(f"{names['G']} does not fit the {config.name} image geometry: {err}.") from None
+    except (ValueError, SpadekitError) as err:
+        raise SpadekitError(f"{names['G']} does not fit the {config.name} image geometry ({config.describe()}): "
+                            f"{str(err).rstrip('.')}.") from None
 
     expected = generator.state_dict()
     what = f"spadekit's SPADE generator for {config.name}"
@@ -249,7 +172,7 @@ def recipe_text(config: NvlabsConfig, options: dict[str, Any], d_options: dict[s
     """The resolved recipe to fine-tune the imported model (`train.init_from` = the run directory) with the
     dataset's official data settings and the imported networks' options."""
     overrides: dict[str, Any] = {
-        "data.use_instance": config.facts.has_instances,
+        "data.use_instance": config.space.use_instance,
         "data.preprocess": config.preprocess,
         "data.load_size": config.load_size,
         "data.crop_size": config.crop_size,
@@ -258,10 +181,13 @@ def recipe_text(config: NvlabsConfig, options: dict[str, Any], d_options: dict[s
         **{f"model.{key}": value for key, value in options.items()},
         **{f"discriminator.{key}": value for key, value in (d_options or {}).items()},
         "train.init_from": str(Path(run_dir).resolve()),
+        "bench.generator_weights": "raw",  # Table 1's protocol: the official code keeps no EMA
     }
+    if config.name in PAPER_SEGMENTERS:
+        overrides["bench.segmenter"] = PAPER_SEGMENTERS[config.name]
     header = (f"# Recipe for fine-tuning the official SPADE {config.name} model imported into {run_dir}\n"
               "# (train.init_from). Set data.shards to your prepared dataset and train into a new run directory;\n"
-              "# the [data] and [model] settings are the official ones.\n\n")
+              "# the [data] and [model] settings are the official ones, [bench] is Table 1's protocol.\n\n")
     return header + load_recipe(None, overrides).resolved_toml()
 
 
@@ -279,15 +205,19 @@ def import_nvlabs(ckpt_dir: Path, dataset: str | NvlabsConfig, out: Path, which:
     ckpt_dir, out = Path(ckpt_dir), Path(out)
     paths = find_checkpoints(ckpt_dir, which)
     _check_out(out, ckpt_dir, force)
+    opt = read_opt_txt(ckpt_dir)
+    config, notes = configure(opt, config) if opt is not None else (config, [])
 
-    states, notes = {}, []
+    states = {}
     for role, path in paths.items():
         states[role], stripped = read_state_dict(path)
         if stripped:
             notes.append(f"{path.name}: the 'module.' prefix of a DataParallel save was stripped")
-    names = {role: str(path) for role, path in paths.items()}
+    names = {role: str(ckpt_dir / f"{which}_net_{role}.pth") for role in ROLES}
     origin = f"spadekit import nvlabs {config.name} {ckpt_dir.resolve()}"
-    converted = convert(config, states["G"], states.get("E"), states.get("D"), names, origin)
+    converted = convert(config, states["G"], states.get("E"), states.get("D"), names, origin, opt)
+    if opt is None:
+        notes.insert(0, _assumed_defaults(ckpt_dir, config, converted.info.options))
     notes += converted.notes
     if "D" not in paths:
         notes.append("no discriminator file: fine-tuning starts D from scratch (the official releases have none)")
@@ -297,11 +227,34 @@ def import_nvlabs(ckpt_dir: Path, dataset: str | NvlabsConfig, out: Path, which:
         if ROLES[role] in converted.counts:
             keys, params = converted.counts[ROLES[role]]
             files.append(ImportedFile(ROLES[role], path.resolve(), sha256_file(path), keys, params))
+    _write_run(out, config, converted, files, opt)
+    return ImportSummary(out, config.name, converted.info.options, files, converted.discriminator_options, notes,
+                         image_size=converted.info.context.image_size,
+                         opt_file=None if opt is None else opt.path.resolve(),
+                         from_opt={} if opt is None else opt.used())
+
+
+def _assumed_defaults(ckpt_dir: Path, config: NvlabsConfig, options: dict[str, Any]) -> str:
+    """What the import took for granted without opt.txt: a model trained with other options would otherwise
+    load silently and synthesize at the wrong layout."""
+    assumed = replace(config, num_upsampling_layers=options["num_upsampling_layers"]).describe()
+    pickle = (f"; {OPT_PKL} was not read (unpickling runs code), put the run's opt.txt beside it"
+              if (ckpt_dir / OPT_PKL).exists() else "")
+    return (f"no opt.txt in {ckpt_dir}: the official defaults of {config.name} ({assumed}) were assumed, and ngf, "
+            f"the head and the SPADE norm read off the weights{pickle}")
+
+
+def _write_run(out: Path, config: NvlabsConfig, converted: Converted, files: list[ImportedFile],
+               opt: OfficialOptions | None) -> None:
+    """The run directory: run.json, the fine-tuning recipe and the step-0 checkpoint, published at once."""
+    sources = {f.role: {"path": str(f.path), "sha256": f.sha256} for f in files}
+    if opt is not None:
+        sources["options"] = {"path": str(opt.path.resolve()), "sha256": sha256_file(opt.path)}
     checkpoint: dict[str, Any] = {
         GENERATOR: converted.generator,
         EMA: dict(converted.generator),  # an imported model is its own average (same tensors, saved once)
         "step": 0,
-        "imported_from": {f.role: {"path": str(f.path), "sha256": f.sha256} for f in files},
+        "imported_from": sources,
     }
     if converted.discriminator is not None:
         checkpoint[DISCRIMINATOR] = converted.discriminator
@@ -318,7 +271,6 @@ def import_nvlabs(ckpt_dir: Path, dataset: str | NvlabsConfig, out: Path, which:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return ImportSummary(out, config.name, converted.info.options, files, converted.discriminator_options, notes)
 
 
 def _check_out(out: Path, ckpt_dir: Path, force: bool) -> None:

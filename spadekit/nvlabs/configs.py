@@ -1,0 +1,80 @@
+"""The official dataset configurations (`--dataset_mode coco|ade20k|cityscapes`): label space and image geometry.
+
+A configuration is what the import assumes when the checkpoint folder has no opt.txt, and what an opt.txt
+adjusts when it has one (`spadekit.nvlabs.options.configure`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from spadekit.data.labelspaces import ade20k_facts, cityscapes_facts, coco_stuff_facts
+from spadekit.data.manifest import DatasetFacts
+from spadekit.errors import SpadekitError
+from spadekit.nn.semantics import LabelSpace
+
+OFFICIAL_DATASETS = ("coco", "ade20k", "cityscapes")
+
+
+@dataclass(frozen=True)
+class NvlabsConfig:
+    """One dataset configuration of the official code: its label space, image geometry and data settings."""
+
+    name: str
+    facts: DatasetFacts
+    crop_size: int
+    aspect_ratio: float = 1.0
+    num_upsampling_layers: str = "normal"  # the default; a generator with up_4 weights is 'most' regardless
+    preprocess: str = "resize_and_crop"
+    load_size: int = 286
+    use_instance: bool = True  # feed instance edges when the dataset has instance maps (official not no_instance)
+
+    @property
+    def space(self) -> LabelSpace:
+        return LabelSpace.from_facts(self.facts, self.use_instance)
+
+    def describe(self) -> str:
+        """The geometry and input channels in a few words, for messages: 'crop 256, aspect ratio 1.0, ...'."""
+        space = self.space
+        inputs = f"{space.label_nc} classes" + (" + don't-care" if space.dontcare else "")
+        inputs += " + instance edges" if space.use_instance else ""
+        return (f"crop {self.crop_size}, aspect ratio {self.aspect_ratio:g}, {self.num_upsampling_layers} "
+                f"upsampling, {self.preprocess} (load {self.load_size}), {space.semantic_nc} input channels "
+                f"({inputs})")
+
+
+def official_config(dataset: str) -> NvlabsConfig:
+    """The official TrainOptions/TestOptions defaults of `--dataset_mode coco|ade20k|cityscapes`."""
+    if dataset == "coco":
+        return NvlabsConfig("coco", coco_stuff_facts(), 256)
+    if dataset == "ade20k":
+        return NvlabsConfig("ade20k", ade20k_facts(), 256)
+    if dataset == "cityscapes":
+        return NvlabsConfig("cityscapes", cityscapes_facts(), 512, 2.0, "more", "fixed", 512)
+    raise SpadekitError(
+        f"--dataset {dataset!r} is not an official SPADE configuration; use coco, ade20k or cityscapes "
+        "(the one the checkpoint was trained on)."
+    )
+
+
+def official_semantic_nc(dataset: str) -> int:
+    return {"coco": 184, "ade20k": 151, "cityscapes": 36}[dataset]
+
+
+def upsamplings(num_upsampling_layers: str) -> int:
+    """The spade plugin's own count of 2x upsamplings (imported when asked: the plugin builds with torch)."""
+    from spadekit_plugins.spade.spec import upsampling_layers
+
+    return upsampling_layers()[num_upsampling_layers]
+
+
+def image_size(config: NvlabsConfig) -> tuple[int, int]:
+    """(height, width) of the images: crop_size wide, crop_size / aspect_ratio high."""
+    return round(config.crop_size / config.aspect_ratio), config.crop_size
+
+
+def head_cells(config: NvlabsConfig, num_upsampling_layers: str) -> int:
+    """sh * sw, the cells of the generator's first feature map: the width and height halved once per upsampling."""
+    n = upsamplings(num_upsampling_layers)
+    height, width = image_size(config)
+    return (height >> n) * (width >> n)
