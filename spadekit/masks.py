@@ -6,10 +6,14 @@
   the don't-care colour when the dataset has one). A colour that is not there, such as the anti-aliased edge
   of a brush, is an error naming the colour and how many pixels have it.
 Masks of any size are resized (nearest, as Pillow) to the generator's size; instance maps likewise.
+Every file's size is checked on its header, before a pixel is decoded: a mask or instance map of more than
+MAX_MASK_PIXELS, or a style photo of more than MAX_STYLE_PIXELS, is refused (a few hundred bytes of PNG may
+declare 30000x30000 pixels, gigabytes once decoded).
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +26,14 @@ from spadekit.data.transforms import nearest_index
 from spadekit.errors import SpadekitError
 
 MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".gif")
+MAX_MASK_PIXELS = 4096 * 4096  # ids become int64 and colours are matched: ~1 GB of work at this size
+MAX_STYLE_PIXELS = 40_000_000  # a photo is only resized to the encoder's 256x256; 40 MP is a large camera's
 
 
 def read_mask(path: Path, facts: DatasetFacts) -> np.ndarray:
     """Class ids (int64 H x W) of an index or colour mask; any problem is one sentence naming the file."""
     path = Path(path)
-    return mask_ids(_open(path, "mask"), facts, f"Mask {path}")
+    return mask_ids(open_image(path, "mask"), facts, f"Mask {path}")
 
 
 def mask_ids(image: Image.Image, facts: DatasetFacts, where: str) -> np.ndarray:
@@ -47,7 +53,7 @@ def mask_ids(image: Image.Image, facts: DatasetFacts, where: str) -> np.ndarray:
 
 def read_instance(path: Path) -> np.ndarray:
     """An instance map (one id per object; any integer PNG) as int64 H x W."""
-    image = _open(Path(path), "instance map")
+    image = open_image(Path(path), "instance map")
     if image.mode in COLOUR_MODES:
         raise SpadekitError(f"Instance map {path} is a colour image (mode {image.mode}); give a single-channel "
                             "PNG with one integer id per object.")
@@ -73,16 +79,40 @@ def mask_files(path: Path) -> list[Path]:
     return [path]
 
 
-def _open(path: Path, what: str) -> Image.Image:
+def read_style_photo(path: Path) -> np.ndarray:
+    """A style photo (JPEG, PNG, ...) as uint8 H x W x 3; refused by its header when over MAX_STYLE_PIXELS."""
+    image = open_image(Path(path), "style photo", MAX_STYLE_PIXELS)
+    return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+
+
+def open_image(path: Path, what: str, max_pixels: int = MAX_MASK_PIXELS) -> Image.Image:
+    """The decoded image at `path`; its size is checked on the header first, so that a small file declaring a
+    huge image is one sentence, not gigabytes of memory (or Pillow's DecompressionBombError)."""
+    path = Path(path)
     if not path.is_file():
         raise SpadekitError(f"{what.capitalize()} {path} does not exist; check the path.")
     try:
-        with Image.open(path) as image:
-            image.load()
-            return image
+        with warnings.catch_warnings():  # Pillow warns above 89 MP; the limit below is ours and lower
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                _check_pixels(path, what, image.size, max_pixels)
+                image.load()
+                return image
+    except Image.DecompressionBombError:
+        raise SpadekitError(f"{what.capitalize()} {path} declares over {Image.MAX_IMAGE_PIXELS * 2 / 1e6:.0f} "
+                            f"megapixels; {_smaller(max_pixels)}.") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise SpadekitError(f"{what.capitalize()} {path} is not a readable image ({err}); save it again as PNG.")\
             from None
+
+
+def _check_pixels(path: Path, what: str, size: tuple[int, int], max_pixels: int) -> None:
+    if size[0] * size[1] > max_pixels:
+        raise SpadekitError(f"{what.capitalize()} {path} is {size[0]}x{size[1]} pixels; {_smaller(max_pixels)}.")
+
+
+def _smaller(max_pixels: int) -> str:
+    return f"give one of at most {max_pixels / 1e6:.1f} megapixels (it is resized to the model's input anyway)"
 
 
 def _decode_colours(rgb: np.ndarray, where: str, facts: DatasetFacts) -> np.ndarray:

@@ -204,6 +204,7 @@ def test_bad_files_are_skipped_with_a_reason(fixture_root, tmp_path):
         source.load("val", "ADE_val_00000002")
     with pytest.raises(SkipSample, match=r"ADE_train_00000007\.jpg is not a readable image"):
         source.load("train", "ADE_train_00000007")
-    summary = prepare("ade20k", tmp_path / "shards", src=root, splits=["val"])
-    assert summary.complete and summary.splits["val"].samples == 0
-    assert {key for key, _ in summary.splits["val"].skipped} == {"ADE_val_00000001", "ADE_val_00000002"}
+    with pytest.raises(SpadekitError, match=r"Every source file of split 'val' was skipped \(2 of 2; the first, "
+                       r"'ADE_val_00000001': .*ADE_val_00000001\.png is a colour image"):
+        prepare("ade20k", tmp_path / "shards", src=root, splits=["val"])
+    assert not (tmp_path / "shards" / "manifest.json").exists()

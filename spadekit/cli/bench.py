@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from spadekit.cli.common import console, parse_sets, pick_device
+from spadekit.cli.common import check_output, console, parse_sets, pick_device, warn
+from spadekit.data.workers import cap_workers
 
 
 def bench_command(
@@ -40,12 +41,15 @@ def bench_command(
     from spadekit.bench.runner import BenchJob, bench_run
 
     overrides = parse_sets(sets)
+    for path, flag in ((json_out, "--json"), (report, "--report")):
+        if path is not None:  # checked now: a bad path found after scoring would waste the whole benchmark
+            check_output(path, flag)
     flags = {"bench.split": split, "bench.num_images": num, "bench.segmenter": segmenter,
              "bench.segmenter_ckpt": segmenter_ckpt, "bench.fid_weights": fid_weights, "data.shards": shards}
     overrides.update({key: str(value) if isinstance(value, Path) else value
                       for key, value in flags.items() if value is not None})
     chosen = pick_device(device)
-    job = BenchJob(overrides, chosen, precision, batch_size, workers)
+    job = BenchJob(overrides, chosen, precision, batch_size, cap_workers(workers, "--workers", warn=warn))
     results = []
     for run in runs:
         result = bench_run(run, job)
@@ -54,6 +58,7 @@ def bench_command(
         results.append(result)
     print_report(results)
     if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
         write_json(results, json_out)
     if report is not None:
         write_combined_report(results, report)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -16,6 +18,13 @@ if TYPE_CHECKING:
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+def warn(message: str) -> None:
+    """A one-line warning on stderr: the command goes on."""
+    from rich.markup import escape
+
+    err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def pick_device(device: str | None) -> torch.device:
@@ -42,6 +51,24 @@ def parse_sets(items: list[str] | None) -> dict[str, Any]:
             raise SpadekitError(f"--set {item!r} is not of the form key=value; write e.g. --set size=128.")
         result[key.strip()] = parse_value(value.strip())
     return result
+
+
+def check_output(path: Path, flag: str, folder: bool = False) -> None:
+    """Refuse an output path that cannot be written, before the command's work: an error found only when the
+    results are written would waste a whole benchmark. A missing folder is fine (it is created on writing)."""
+    path = Path(path)
+    if path.exists() and path.is_dir() != folder:
+        kind, want = ("a file", "a folder") if folder else ("a folder", "a file")
+        raise SpadekitError(f"{flag} {path} is {kind}; name {want} (or move it away).")
+    nearest = path if folder and path.is_dir() else path.parent
+    while not nearest.exists() and nearest != nearest.parent:
+        nearest = nearest.parent
+    if not nearest.is_dir():
+        raise SpadekitError(f"{flag} {path} cannot be written: {nearest} is a file, not a folder; choose another "
+                            "path.")
+    if not os.access(nearest, os.W_OK | os.X_OK):
+        raise SpadekitError(f"{flag} {path} cannot be written: folder {nearest} is not writable (permissions or a "
+                            "read-only disk); choose another path.")
 
 
 class RateColumn(ProgressColumn):

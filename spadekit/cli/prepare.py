@@ -8,8 +8,9 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from spadekit.cli.common import console, parse_sets, progress_bar
+from spadekit.cli.common import console, parse_sets, progress_bar, warn
 from spadekit.data.prepare import PrepareSummary, prepare
+from spadekit.data.workers import cap_workers
 
 
 class _Bar:
@@ -41,6 +42,7 @@ def prepare_command(
     ),
 ) -> None:
     """Convert DATASET into shards under --out; re-run with --resume after an interruption."""
+    workers = cap_workers(workers, "--workers", warn=warn)
     with progress_bar("samples") as progress:
         summary = prepare(
             dataset,

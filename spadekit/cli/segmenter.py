@@ -33,6 +33,8 @@ def train_command(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing OUT/segmenter.pt."),
 ) -> None:
     """Train an smp segmenter on SHARDS' train split; val mIoU and pixel accuracy after every epoch."""
+    from spadekit.cli.common import warn
+    from spadekit.data.workers import cap_workers
     from spadekit.segmenter_train import SegmenterTrainJob, train_segmenter
 
     job = SegmenterTrainJob(
@@ -45,7 +47,7 @@ def train_command(
         batch_size=batch_size,
         lr=lr,
         size=size,
-        workers=workers,
+        workers=cap_workers(workers, "--workers", warn=warn),
         seed=seed,
         device=device,
         force=force,

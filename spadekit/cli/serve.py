@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from spadekit.cli.common import console, pick_device
+from spadekit.errors import SpadekitError
 
 
 def serve_command(
@@ -28,7 +31,38 @@ def serve_command(
     from spadekit.serve.app import create_app
     from spadekit.synth import Painter
 
-    painter = Painter(run, checkpoint, pick_device(device), precision)
-    console.print(f"run {run}: {painter.info.generator}, {painter.checkpoint.name}, {painter.precision} on "
-                  f"{painter.device}; open http://{host}:{port}/ (Ctrl+C stops)", highlight=False)
-    uvicorn.run(create_app(painter), host=host, port=port, log_level="warning")
+    with listening_socket(host, port) as sock:  # before the model loads: a busy port fails at once
+        painter = Painter(run, checkpoint, pick_device(device), precision)
+        console.print(f"run {run}: {painter.info.generator}, {painter.checkpoint.name}, {painter.precision} on "
+                      f"{painter.device}; open http://{host}:{port}/ (Ctrl+C stops)", highlight=False)
+        config = uvicorn.Config(create_app(painter), host=host, port=port, log_level="warning")
+        uvicorn.Server(config).run(sockets=[sock])
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to (host, port), as uvicorn binds (SO_REUSEADDR); a busy port, an address not of this
+    machine or a privileged port is one sentence, instead of uvicorn's log line and exit 3."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as err:
+        raise SpadekitError(f"--host {host} is not an address of this machine ({err.strerror}); give an IP "
+                            "address such as 127.0.0.1 or 0.0.0.0.") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as err:
+        sock.close()
+        raise SpadekitError(f"Cannot listen on {host}:{port}: {_why(err)}.") from None
+    return sock
+
+
+def _why(err: OSError) -> str:
+    if err.errno == errno.EADDRINUSE:
+        return "the port is in use (another server?); stop that one or pick another --port"
+    if err.errno == errno.EACCES:
+        return "ports below 1024 need administrator rights; pick a --port of 1024 or more"
+    if err.errno == errno.EADDRNOTAVAIL:
+        return "the address is not one of this machine's; give 127.0.0.1, 0.0.0.0 or one of its addresses"
+    return f"{err.strerror}; pick another --host or --port"

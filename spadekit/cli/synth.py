@@ -10,7 +10,7 @@ import torch
 import typer
 from PIL import Image
 
-from spadekit.cli.common import console, pick_device, progress_bar
+from spadekit.cli.common import check_output, console, pick_device, progress_bar
 from spadekit.errors import SpadekitError
 from spadekit.imageio import save_png
 from spadekit.train.logger import GAP
@@ -37,30 +37,25 @@ def synth_command(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Masks per batch (folders).")] = 8,
 ) -> None:
     """Synthesize an image for each mask with the run's EMA generator, guided by a style photo if given."""
-    from spadekit.data.files import read_rgb
-    from spadekit.data.sample import SkipSample
-    from spadekit.masks import mask_files, read_mask
+    from spadekit.masks import mask_files, read_mask, read_style_photo
     from spadekit.synth import Painter, most_recent_run, run_of_checkpoint
 
     if run is not None and checkpoint is not None:
         raise SpadekitError("Give --run or --checkpoint, not both.")
     run_dir = run or (run_of_checkpoint(checkpoint) if checkpoint else most_recent_run())
+    masks = mask_files(mask)
+    targets = _targets(mask, masks, n, out)
+    _check_targets(targets)
+    photo = read_style_photo(style) if style is not None else None
     chosen = pick_device(device)
     painter = Painter(run_dir, checkpoint, chosen, precision)
     origin = "" if run or checkpoint else " (the most recent run under ./runs)"
     console.print(f"run {run_dir}{origin}: {painter.info.generator}, {painter.checkpoint.name}, "
                   f"{painter.precision} on {chosen}", highlight=False)
-    masks = mask_files(mask)
     if n > 1 and not painter.takes_latent:
         raise SpadekitError(f"Run {run_dir}'s generator takes no latent, so all {n} samples would be the same "
                             "image; drop --n.")
-    encoded = None
-    if style is not None:
-        try:
-            encoded = painter.encode_style(read_rgb(style))
-        except SkipSample as err:
-            raise SpadekitError(f"Style photo {err}; give a JPEG or PNG photo.") from None
-    targets = _targets(mask, masks, n, out)
+    encoded = painter.encode_style(photo) if photo is not None else None
     rng = torch.Generator().manual_seed(seed)
     with progress_bar("mask") as bar:
         task = bar.add_task("synth", total=len(masks))
@@ -93,6 +88,13 @@ def _targets(given: Path, masks: list[Path], n: int, out: Path | None) -> dict[P
         raise SpadekitError(f"--out {out} must be a folder (no suffix) for a folder of masks, or a .png file.")
     names = ([f"{m.stem}.png"] if n == 1 else [f"{m.stem}_{k}.png" for k in range(n)] for m in masks)
     return {m: [out / name for name in group] for m, group in zip(masks, names, strict=True)}
+
+
+def _check_targets(targets: dict[Path, list[Path]]) -> None:
+    """Every output writable (its folder creatable, no folder in a file's place) before the model loads."""
+    for paths in targets.values():
+        for path in paths:
+            check_output(path, "--out")
 
 
 def _write(paths: list[Path], images: list[np.ndarray]) -> None:

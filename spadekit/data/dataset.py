@@ -24,6 +24,7 @@ from spadekit.data.edges import instance_edges
 from spadekit.data.reader import SplitReader
 from spadekit.data.sample import Sample
 from spadekit.data.transforms import Preprocess, image_to_tensor, make_plan, transform_image, transform_map
+from spadekit.data.workers import cap_workers
 from spadekit.errors import SpadekitError
 
 
@@ -35,6 +36,10 @@ class ShardDataset(Dataset):
     def __init__(self, root: Path, split: str, preprocess: Preprocess | None = None, train: bool = True,
                  seed: int = 0):
         self.reader = SplitReader(root, split)  # opens its HDF5 files lazily, once per worker process
+        # every shard is checked against its checksum here, once, in the main process: forked workers
+        # inherit the result instead of each hashing the split again, and a damaged shard is one sentence
+        # rather than an error wrapped in a DataLoader worker's traceback
+        self.reader.verify()
         self.preprocess = preprocess or Preprocess()
         self.train = train
         self.seed = seed
@@ -171,7 +176,9 @@ def make_loader(dataset: ShardDataset, batch_size: int, num_workers: int = 0, sh
                 drop_last: bool = True, seed: int = 0, distributed: bool = False,
                 device: torch.device | str | None = None) -> EpochLoader:
     """DataLoader over `dataset` yielding finished batches on `device` (default: CPU); call
-    `loader.set_epoch(e)` before each epoch."""
+    `loader.set_epoch(e)` before each epoch. More workers than CPUs are reduced with a warning (the batches
+    do not depend on the worker count)."""
+    num_workers = cap_workers(num_workers, "num_workers")
     if distributed:
         sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last)
     else:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import bisect
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from spadekit.data.manifest import DatasetFacts, Manifest
@@ -14,14 +13,15 @@ from spadekit.data.shards import ShardFile
 
 
 class SplitReader:
-    """Sample i of a split, across its shards. Files open lazily, once per process."""
+    """Sample i of a split, across its shards. Files open lazily, once per process, each checked against
+    the manifest's sha256 before its first read (see ShardFile): every reader returns exactly what was stored."""
 
     def __init__(self, root: Path, split: str, manifest: Manifest | None = None):
         self.root = Path(root)
         self.split = split
         self.manifest = manifest or Manifest.load(self.root)
         info = self.manifest.split(split)
-        self.shards = [ShardFile(self.root / s.file) for s in info.shards]
+        self.shards = [ShardFile(self.root / s.file, s.sha256) for s in info.shards]
         self._starts = np.cumsum([0] + [s.num_samples for s in info.shards]).tolist()
 
     @property
@@ -33,12 +33,13 @@ class SplitReader:
 
     def stored_dtype(self, name: str) -> np.dtype | None:
         """The widest stored dtype of array `name` ("label", "instance") across the shards, or None."""
-        dtypes = []
-        for shard in self.shards:
-            with h5py.File(shard.path, "r") as f:  # briefly: handles must not outlive a fork
-                if name in f:
-                    dtypes.append(f[name].dtype)
+        dtypes = [dtype for dtype in (shard.stored_dtype(name) for shard in self.shards) if dtype is not None]
         return np.result_type(*dtypes) if dtypes else None
+
+    def verify(self) -> None:
+        """Check every shard now (rather than at its first read), raising one sentence for the first bad one."""
+        for shard in self.shards:
+            shard.verify()
 
     def read(self, i: int) -> Sample:
         if not 0 <= i < len(self):

@@ -12,6 +12,8 @@ from spadekit.data.manifest import Manifest
 from spadekit.data.palette import colourize
 from spadekit.data.reader import SplitReader
 from spadekit.data.sample import Sample
+from spadekit.data.writes import file_in_the_way, writing
+from spadekit.errors import SpadekitError
 from spadekit.imageio import save_png
 
 GAP = 4  # pixels between tiles
@@ -19,14 +21,25 @@ GAP = 4  # pixels between tiles
 
 def show_grid(root: Path, out: Path, split: str | None = None, n: int = 16, height: int = 128) -> int:
     """Write the grid of the first `n` samples of `split` (default: the first split); returns rows written."""
+    out = Path(out)
+    if out.is_dir():
+        raise SpadekitError(f"--out {out} is a folder; give the PNG file to write, e.g. {out / 'grid.png'}.")
+    if blocker := file_in_the_way(out):
+        raise SpadekitError(f"--out {out}: {blocker} is a file, not a folder; choose another --out.")
     manifest = Manifest.load(root)
     reader = SplitReader(root, split or next(iter(manifest.splits)), manifest)
+    if not len(reader):
+        others = ", ".join(s for s in manifest.splits if s != reader.split and manifest.splits[s].num_samples)
+        raise SpadekitError(
+            f"Split {reader.split!r} of {root} holds no samples; show another with --split ({others or 'none'})."
+        )
     rows = [_row(reader.read(i), reader, height) for i in range(min(n, len(reader)))]
     width = max(r.shape[1] for r in rows)
     canvas = np.full((len(rows) * (height + GAP) - GAP, width, 3), 255, np.uint8)
     for i, row in enumerate(rows):
         canvas[i * (height + GAP) : i * (height + GAP) + height, : row.shape[1]] = row
-    save_png(out, canvas)
+    with writing(out, "choose a writable --out"):
+        save_png(out, canvas)
     return len(rows)
 
 

@@ -31,7 +31,10 @@ def verify(root: Path) -> Iterator[ShardCheck]:
     manifest = Manifest.load(root)
     for split, info in manifest.splits.items():
         for shard in info.shards:
-            yield ShardCheck(split, shard.file, _problem(root, split, shard, manifest.dataset))
+            problem = _problem(root, split, shard, manifest.dataset)
+            if problem is None and not info.num_samples:  # prepare refuses such a split; no reader can use it
+                problem = f"split {split!r} holds no samples (every source file was skipped); prepare it again"
+            yield ShardCheck(split, shard.file, problem)
 
 
 def _problem(root: Path, split: str, shard: ShardInfo, facts: DatasetFacts) -> str | None:
@@ -58,7 +61,7 @@ def _content_problem(path: Path, split: str, shard: ShardInfo, facts: DatasetFac
             offsets = f[f"{name}_offsets"][()]
             if not np.array_equal(np.diff(offsets), sizes * per_pixel) or offsets[-1] != len(f[name]):
                 return f"{name} offsets do not match the stored shapes"
-        if ("instance" in f) != facts.has_instances:
+        if ("instance" in f) != facts.has_instances and len(f["keys"]):  # an empty shard has no maps to hold
             return "instance maps are present/absent contrary to the manifest"
     reader = ShardFile(path)
     try:

@@ -11,11 +11,14 @@ The model is loaded once. One lock serializes the generator: concurrent requests
 being concurrent. Bad requests get a 4xx and a one-sentence `detail`: 400 malformed form, 413 upload over
 `max_upload_bytes` or a style photo over MAX_STYLE_PIXELS, 415 not a PNG / not an image, 422 wrong size,
 colours or ids outside the palette. Sizes are checked on the image header, before any pixel is decoded.
+Request bodies are capped while they stream in (`BodyLimit`), whether they declare a Content-Length or come
+chunked: over the cap the answer is 413 at once, before the form parser spools the rest to disk.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import threading
 import time
 from pathlib import Path
@@ -28,16 +31,70 @@ from fastapi.responses import HTMLResponse, Response
 from PIL import Image, UnidentifiedImageError
 
 from spadekit.errors import SpadekitError
-from spadekit.masks import mask_ids
+from spadekit.masks import MAX_STYLE_PIXELS, mask_ids
 from spadekit.synth import Painter
 
 PAGE = Path(__file__).with_name("page.html")
 MAX_UPLOAD_BYTES = 8 << 20  # per file; a 4096x4096 PNG mask compresses far below this
-MAX_STYLE_PIXELS = 40_000_000  # a small file may still decode to a huge image
+FORM_OVERHEAD = 65536  # multipart boundaries, headers and the seed field around the two files
+
+
+class BodyTooLarge(Exception):
+    """Raised into the app by `BodyLimit`'s receive when the body passes the cap; the app's answer is dropped."""
+
+
+class BodyLimit:
+    """ASGI middleware: counts the bytes of each request body as they arrive and answers 413 (Connection: close)
+    as soon as they pass `limit`. A Content-Length over it is refused before any byte is read; a chunked body,
+    which declares none, is cut off when the count passes it, so no request makes the server read or spool more
+    than `limit` bytes."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"0")
+        if declared.isdigit() and int(declared) > self.limit:
+            return await self._refuse(send, f"The request body is {int(declared)} bytes")
+        state = {"received": 0, "over": False, "started": False}
+
+        async def limited_receive():
+            message = await receive()
+            if message["type"] == "http.request":
+                state["received"] += len(message.get("body", b""))
+                if state["received"] > self.limit:
+                    state["over"] = True
+                    raise BodyTooLarge()
+            return message
+
+        async def guarded_send(message):
+            if state["over"]:
+                return  # the app's answer to BodyTooLarge (a 400 or 500) is replaced by the 413 below
+            state["started"] = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:  # BodyTooLarge, or whatever the app made of it: the answer is the 413
+            if not state["over"]:
+                raise
+        if state["over"] and not state["started"]:
+            await self._refuse(send, f"The request body passed {self.limit} bytes")
+
+    async def _refuse(self, send, what: str) -> None:
+        body = json.dumps({"detail": f"{what}; the limit is {self.limit} bytes, files of at most "
+                                     f"{(self.limit - FORM_OVERHEAD) // 2} bytes each."}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                   (b"connection", b"close")]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 def create_app(painter: Painter, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI:
     app = FastAPI(title="spadekit serve", docs_url=None, redoc_url=None)
+    app.add_middleware(BodyLimit, limit=2 * max_upload_bytes + FORM_OVERHEAD)
     lock = threading.Lock()
     facts = painter.info.facts
     height, width = painter.size
@@ -60,11 +117,10 @@ def create_app(painter: Painter, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> Fa
 
     @app.post("/synthesize")
     async def synthesize(request: Request) -> Response:
-        length = int(request.headers.get("content-length") or 0)
-        if length > 2 * max_upload_bytes + 65536:
-            raise HTTPException(413, f"The upload is {length} bytes; the limit is {max_upload_bytes} per file.")
         try:
             form = await request.form(max_files=2, max_fields=4)
+        except BodyTooLarge:
+            raise
         except Exception as err:  # noqa: BLE001 - any parse failure of the body is the client's
             raise HTTPException(400, f"The request body is not a multipart form ({err}).") from None
         mask = await _file_bytes(form, "mask", max_upload_bytes, required=True)
@@ -138,7 +194,10 @@ def _open_image(data: bytes, what: str) -> Image.Image:
     """The image's header (size, mode) without its pixels; a 415 when it is no image."""
     try:
         return Image.open(io.BytesIO(data))
-    except (OSError, SyntaxError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as err:
+    except Image.DecompressionBombError:
+        raise HTTPException(413, f"{what} declares over {Image.MAX_IMAGE_PIXELS * 2 // 1_000_000} megapixels; send a "
+                              "smaller image.") from None
+    except (OSError, SyntaxError, ValueError, UnidentifiedImageError) as err:
         raise HTTPException(415, f"{what} cannot be decoded as an image ({err}).") from None
 
 
