@@ -20,9 +20,11 @@ from spadekit.data.files import as_label_dtype, read_rgb
 from spadekit.data.sample import SkipSample
 from spadekit.errors import SpadekitError
 from spadekit.imageio import save_png
+from spadekit.masks import MAX_STYLE_PIXELS
 from spadekit.segmenter import Segmenter
 from spadekit.train.build import autocast
 
+MAX_PHOTO_PIXELS = MAX_STYLE_PIXELS  # 40 MP: a 2048x1024 Cityscapes photo is 2 MP, a 24 MP camera's fits
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
@@ -90,13 +92,18 @@ def _predict(segmenter: Segmenter, images: list[np.ndarray], job: PredictJob) ->
 
 
 def _size_of(path: Path) -> tuple[int, int]:
+    """The photo's size from its header; a file declaring more than MAX_PHOTO_PIXELS is refused before decoding."""
     from PIL import Image
 
     try:
         with Image.open(path) as image:
-            return image.size
-    except (OSError, SyntaxError, ValueError) as err:
+            width, height = image.size
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise SpadekitError(f"{path} is not a readable image ({err}); remove it or give a JPEG or PNG.") from None
+    if width * height > MAX_PHOTO_PIXELS:
+        raise SpadekitError(f"{path} is {width}x{height} pixels, over {MAX_PHOTO_PIXELS / 1e6:.0f} megapixels; "
+                            "resize it first.")
+    return width, height
 
 
 def _read(path: Path) -> np.ndarray:

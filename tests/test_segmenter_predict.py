@@ -24,6 +24,12 @@ def _photo(path: Path, height: int, width: int, seed: int) -> np.ndarray:
     return ids
 
 
+def _huge(path: Path) -> Path:
+    """A small file declaring a 9000x9000 photo (an 81-megapixel header)."""
+    Image.new("L", (9000, 9000)).save(path, optimize=True)
+    return path
+
+
 @pytest.fixture()
 def photos(tmp_path) -> tuple[Path, dict[str, np.ndarray]]:
     folder = tmp_path / "photos"
@@ -67,6 +73,7 @@ def test_predict_takes_single_photos_and_folders_together(photos, tmp_path):
     (lambda root: root / "nowhere.png", "nowhere.png does not exist"),
     (lambda root: (root / "empty").mkdir() or root / "empty", "holds no photos"),
     (lambda root: (root / "bad.png").write_bytes(b"not a png") and root / "bad.png", "bad.png is not a readable image"),
+    (lambda root: _huge(root / "huge.png"), "huge.png is 9000x9000 pixels, over 40 megapixels"),
 ])
 def test_bad_inputs_are_one_sentence_and_write_nothing(photos, tmp_path, make, message):
     proc = run_cli("segmenter", "predict", str(make(tmp_path)), "--segmenter", "colours", "--checkpoint",

@@ -23,6 +23,8 @@ def read_rgb(path: Path) -> np.ndarray:
         with Image.open(path) as im:
             im.load()
             return np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
+    except Image.DecompressionBombError as err:
+        raise SkipSample(f"{path} declares more pixels than a photo has ({err})") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise SkipSample(f"{path} is not a readable image ({err})") from None
 
