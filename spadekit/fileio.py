@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to a temp file beside `path`, then rename it over `path`; a failed write removes the temp."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -37,3 +43,32 @@ def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
 def cache_dir() -> Path:
     """spadekit's cache folder: $SPADEKIT_CACHE, else ~/.cache/spadekit."""
     return Path(os.environ.get("SPADEKIT_CACHE") or Path.home() / ".cache" / "spadekit").expanduser()
+
+
+def remove_stale_temps(folder: Path, pattern: re.Pattern[str]) -> list[Path]:
+    """Delete the temp files in `folder` that atomic writes killed mid-way (kill -9, power loss) left, and return them.
+
+    Only files whose whole name `pattern` matches are touched, and only when the process its `pid` group names
+    is gone or is this one (whose own writes are over when it calls this): a live writer's file is kept.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = [path for path in sorted(folder.iterdir()) if (match := pattern.fullmatch(path.name)) and path.is_file()
+             and not _running_elsewhere(int(match["pid"]))]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def _running_elsewhere(pid: int) -> bool:
+    """Whether another process with this id is running now (signal 0 checks without signalling)."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):  # no such process; a number too large to be a process id
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

@@ -11,6 +11,8 @@ missing, unexpected or mis-shaped key.
 
 from __future__ import annotations
 
+import pickle
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -61,8 +63,8 @@ def read_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise SpadekitError(f"{path} cannot be read as a PyTorch state dict ({first}); download it again.") from None
+        raise SpadekitError(f"{path} cannot be read as a PyTorch state dict ({load_failure(exc)}); download it "
+                            "again.") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]  # a training checkpoint wrapping the weights
     if not isinstance(state, dict) or not state or not all(
@@ -72,6 +74,17 @@ def read_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
     if all(key.startswith("module.") for key in state):
         return {key.removeprefix("module."): value for key, value in state.items()}
     return dict(state)
+
+
+def load_failure(exc: Exception) -> str:
+    """Why torch.load failed, in a few words. Its weights-only messages run to paragraphs that advise loading
+    with code execution allowed, which spadekit never does; their last part says what was refused."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
+    _, found, detail = text.partition("WeightsUnpickler error:")
+    if isinstance(exc, pickle.UnpicklingError) and found:
+        lines = detail.strip().splitlines()
+        return "refused by the weights-only reader: " + (lines[0].split(". ")[0] if lines else "?")
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def load_into(module: nn.Module, state: dict[str, torch.Tensor], path: Path | str,

@@ -26,7 +26,8 @@ from torch import Tensor, nn
 from spadekit import __version__
 from spadekit.data.manifest import DatasetFacts
 from spadekit.errors import SpadekitError
-from spadekit.train.checkpoint import save_checkpoint
+from spadekit.train.checkpoint import save_checkpoint, verify_checksum
+from spadekit.weights import load_failure
 from spadekit_plugins.smp.spec import (
     DEFAULT_ARCH,
     DEFAULT_ENCODER,
@@ -197,7 +198,7 @@ def read_checkpoint(path: Path) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unpickling errors come in many types
         raise SpadekitError(
-            f"Segmenter checkpoint {path} cannot be read ({_first_line(err)}): it is damaged or not a spadekit "
+            f"Segmenter checkpoint {path} cannot be read ({load_failure(err)}): it is damaged or not a spadekit "
             f"smp segmenter; {TRAIN_HINT}."
         ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
@@ -205,6 +206,7 @@ def read_checkpoint(path: Path) -> dict:
             f"{path} is not a spadekit smp segmenter checkpoint (no format {FORMAT!r}); point to the segmenter.pt "
             f"that `spadekit segmenter train` writes, or {TRAIN_HINT}."
         )
+    verify_checksum(state, path, "Segmenter checkpoint")
     if state.get("format_version") != FORMAT_VERSION:
         raise SpadekitError(
             f"Segmenter checkpoint {path} has format version {state.get('format_version')!r}, this spadekit reads "

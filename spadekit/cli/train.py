@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.syntax import Syntax
 
-from spadekit.cli.common import console, parse_sets
+from spadekit.cli.common import console, err_console, parse_sets
 from spadekit.config import load_recipe
 from spadekit.generator import count_parameters
 
@@ -29,12 +29,16 @@ def train_command(
     = False,
 ) -> None:
     """Train the recipe's generator with the paper's objective; checkpoints, samples and metrics go to the run dir."""
+    from spadekit.train.distributed import cpu_process_warning, plan_description
+
     loaded = load_recipe(recipe, parse_sets(sets))
     run_dir = run_dir or Path("runs") / recipe.stem
+    warning = cpu_process_warning(gpus, nnodes)
+    if warning:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     if dry_run:
         _print_dry_run(loaded, run_dir)
         return
-    from spadekit.train.distributed import plan_description
     from spadekit.train.loop import TrainJob, train
 
     console.print(f"training {recipe} -> {run_dir} on {plan_description(gpus, nnodes)}", highlight=False)

@@ -1,41 +1,117 @@
-"""Checkpoints: atomic saves, safe loads, the run directory's checkpoints/ layout, and RNG states."""
+"""Checkpoints: atomic saves, safe and checked loads, the run directory's checkpoints/ layout, and RNG states.
+
+Every checkpoint spadekit writes carries the sha256 of its contents (key `CHECKSUM`) and every load verifies
+it, so that a bit flipped on a disk or in a copy is refused instead of synthesizing wrong images; checkpoints
+written before checksums existed load unchecked. A checkpoint edited by hand must be saved again with
+`save_checkpoint`, which recomputes the checksum.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from spadekit.errors import SpadekitError
-from spadekit.fileio import atomic_write_text
+from spadekit.fileio import atomic_write_text, remove_stale_temps
+from spadekit.weights import load_failure
 
 _STEP_FILE = re.compile(r"step_(\d{8,})\.pt")
+# the temp files of atomic writes into checkpoints/ (save_checkpoint's and fileio.atomic_write_bytes' naming)
+_TEMP_FILE = re.compile(r"\.(?:step_\d{8,}\.pt|latest\.txt)\.tmp(?P<pid>[1-9]\d*)")
 LATEST = "latest.txt"
+CHECKSUM = "checksum_sha256"  # the key holding state_sha256 of the rest of the checkpoint
+_WRITE_FIX = "free space on its disk or make its folder writable, then run the command again (train: with --resume)"
+
+
+class CheckpointWriteError(SpadekitError, OSError):
+    """A checkpoint that could not be written (disk full, read-only folder): one sentence for the user, and
+    still an OSError for callers that handle write failures."""
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    """Write `state` so that `path` holds either the previous checkpoint or the whole new one."""
+    """Write `state` and its checksum so that `path` holds either the previous checkpoint or the whole new one.
+
+    A failed write (disk full, read-only folder) removes its temp file and is a CheckpointWriteError naming `path`.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {**state, CHECKSUM: state_sha256(state)}
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    sink = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
-            torch.save(state, f)
+            sink = _Sink(f)
+            torch.save(state, sink)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+        _fsync_dir(path.parent)
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+        cause = exc if isinstance(exc, OSError) else getattr(sink, "error", None)
+        if cause is None:
+            raise
+        reason = cause.strerror or cause
+        raise CheckpointWriteError(f"Cannot write checkpoint {path} ({reason}); {_WRITE_FIX}.") from exc
+
+
+class _Sink:
+    """A file's write() that remembers the OSError it raised: torch.save turns that into a RuntimeError about
+    stream positions, which would hide "No space left on device"."""
+
+    def __init__(self, file):
+        self.file, self.error = file, None
+
+    def write(self, data) -> int:
+        return self._recording(self.file.write, data)
+
+    def flush(self) -> None:
+        self._recording(self.file.flush)
+
+    def _recording(self, call, *args):
+        try:
+            return call(*args)
+        except OSError as err:
+            self.error = err
+            raise
+
+
+def state_sha256(state: dict) -> str:
+    """sha256 of everything in a checkpoint but its checksum: each tensor's dtype, shape and bytes and each
+    plain value, in key order, so that a state and the same state saved and loaded again give one digest."""
+    digest = hashlib.sha256()
+    _feed(digest, {key: value for key, value in state.items() if key != CHECKSUM})
+    return digest.hexdigest()
+
+
+def _feed(digest, value: Any) -> None:
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().cpu().contiguous()
+        digest.update(f"T{tensor.dtype}{tuple(tensor.shape)};".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    elif isinstance(value, dict):
+        digest.update(f"D{len(value)};".encode())
+        for key in sorted(value, key=repr):
+            digest.update(f"{key!r}:".encode())
+            _feed(digest, value[key])
+    elif isinstance(value, list | tuple):  # a tuple may come back as a list: both hash alike
+        digest.update(f"L{len(value)};".encode())
+        for item in value:
+            _feed(digest, item)
+    else:
+        digest.update(f"{type(value).__name__}:{value!r};".encode())
 
 
 def load_checkpoint(path: Path) -> dict:
-    """Load a checkpoint onto the CPU, unpickling only tensors and plain values (never code)."""
+    """Load a checkpoint onto the CPU, unpickling only tensors and plain values (never code), and verify its
+    checksum."""
     path = Path(path)
     if not path.is_file():
         raise SpadekitError(f"Checkpoint {path} does not exist: check the path, or train a run that saves one.")
@@ -43,7 +119,7 @@ def load_checkpoint(path: Path) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise SpadekitError(
-            f"Checkpoint {path} cannot be read ({_first_line(exc)}): it is damaged or not a spadekit checkpoint; "
+            f"Checkpoint {path} cannot be read ({load_failure(exc)}): it is damaged or not a spadekit checkpoint; "
             "delete it to fall back to an earlier one, or save it again."
         ) from exc
     if not isinstance(state, dict):
@@ -51,13 +127,25 @@ def load_checkpoint(path: Path) -> dict:
             f"Checkpoint {path} holds a {type(state).__name__}, not a dict of states: "
             "it was not written by spadekit; point to a checkpoint under RUN_DIR/checkpoints/."
         )
+    verify_checksum(state, path)
     return state
 
 
-def _first_line(exc: Exception) -> str:
-    """torch.load's messages run to many lines; the first says what went wrong."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def verify_checksum(state: dict, path: Path, what: str = "Checkpoint") -> None:
+    """Pop the checksum saved in `state` and refuse the file if its contents no longer match it (files written
+    before checksums existed carry none and pass)."""
+    saved = state.pop(CHECKSUM, None)
+    if saved is not None and saved != state_sha256(state):
+        raise SpadekitError(
+            f"{what} {path} is damaged: its contents do not match the checksum saved in it (a bit changed on "
+            "disk or in a copy); delete it to fall back to an earlier one, or copy it again from a good source."
+        )
+
+
+def remove_stale_temps_of(run_dir: Path) -> list[Path]:
+    """Delete what checkpoint writes killed mid-way (kill -9, power loss) left in RUN_DIR/checkpoints/: only
+    temp files of our own naming whose writing process is gone."""
+    return remove_stale_temps(Path(run_dir) / "checkpoints", _TEMP_FILE)
 
 
 def checkpoint_path(run_dir: Path, step: int) -> Path:
@@ -68,8 +156,12 @@ def save_step_checkpoint(run_dir: Path, step: int, state: dict) -> Path:
     """Save the checkpoint of `step`, then point latest.txt at it (so latest.txt never names a partial file)."""
     path = checkpoint_path(run_dir, step)
     save_checkpoint(path, state)
-    atomic_write_text(path.parent / LATEST, path.name + "\n")
-    _fsync_dir(path.parent)
+    pointer = path.parent / LATEST
+    try:
+        atomic_write_text(pointer, path.name + "\n")
+        _fsync_dir(path.parent)
+    except OSError as err:
+        raise CheckpointWriteError(f"Cannot write {pointer} ({err.strerror or err}); {_WRITE_FIX}.") from err
     return path
 
 

@@ -26,6 +26,7 @@ from spadekit.errors import SpadekitError
 from spadekit.fileio import atomic_write_text
 
 _TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+MAX_PROCESSES_PER_CORE = 4  # CPU processes beyond this many per core are refused: a typo, not a plan
 Worker = Callable[["DistEnv", Any], None]
 
 
@@ -91,6 +92,30 @@ def plan_description(gpus: int, nnodes: int = 1) -> str:
     return f"{gpus} CPU processes (gloo){nodes}: no CUDA device found"
 
 
+def cpu_cores() -> int:
+    """The cores this process may run on (its affinity mask, as under taskset or a container's cpuset)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def cpu_process_warning(gpus: int, nnodes: int = 1) -> str | None:
+    """A warning when `--gpus` CPU processes will share fewer cores; a SpadekitError when they are absurdly many.
+
+    Without CUDA `--gpus N` starts N gloo processes per node; more than the cores slows every step down.
+    """
+    if launched_by_torchrun() or torch.cuda.is_available() or (nnodes == 1 and gpus <= 1):
+        return None
+    cores = cpu_cores()
+    if gpus > MAX_PROCESSES_PER_CORE * cores:
+        raise SpadekitError(f"--gpus {gpus} would start {gpus} CPU training processes (no CUDA device found) on "
+                            f"this machine's {cores} CPU cores; pass --gpus {cores} or fewer.")
+    if gpus > cores:
+        return (f"--gpus {gpus} starts {gpus} CPU processes (no CUDA device found) on {cores} CPU cores: they will "
+                f"compete for the cores and train slower than --gpus {cores}.")
+    return None
+
+
 def launched_by_torchrun() -> bool:
     return all(name in os.environ for name in _TORCHRUN_VARS)
 
@@ -133,6 +158,7 @@ def _check_spawn(gpus: int, nnodes: int, node_rank: int, master_port: int | None
         raise SpadekitError(f"--node-rank {node_rank} is outside 0..{nnodes - 1}: give each node its own rank.")
     if nnodes > 1 and master_port is None:
         raise SpadekitError("Training on several nodes needs a rendezvous port: pass the same --master-port on all.")
+    cpu_process_warning(gpus, nnodes)  # refuses absurd counts; the command line prints the warning
     if torch.cuda.is_available() and gpus > torch.cuda.device_count():
         raise SpadekitError(
             f"--gpus {gpus} asks for more GPUs than the {torch.cuda.device_count()} this machine has: "
@@ -224,4 +250,4 @@ def _share_cpu_threads() -> None:
     """CPU workers on one machine split its cores, as torchrun does, instead of each claiming all of them."""
     if "OMP_NUM_THREADS" not in os.environ:
         local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+        torch.set_num_threads(max(1, cpu_cores() // local_world))

@@ -1,15 +1,16 @@
 """The training loop: set up, resume, then alternate one generator and one discriminator step (no
 discriminator step when the loss is regression only, `loss.lambda_gan = 0`).
 
-`train()` prepares the run directory and launches `run_worker` on every process (see
-`spadekit.train.distributed`); `run_worker` reads top to bottom: data, networks, optimizers, resume,
-the loop, the final checkpoint.
+`train()` checks the run directory and launches `run_worker` on every process (see
+`spadekit.train.distributed`); `run_worker` reads top to bottom: data, networks, optimizers, resume, the
+run directory's files (written only now, when nothing can refuse the run any more), the loop, the final
+checkpoint.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -23,7 +24,7 @@ from spadekit.config import Recipe
 from spadekit.data.palette import colour_lut
 from spadekit.errors import SpadekitError
 from spadekit.nn.semantics import to_semantics
-from spadekit.run import DISCRIMINATOR, GENERATOR, load_state
+from spadekit.run import DISCRIMINATOR, GENERATOR, RunInfo, load_state
 from spadekit.run import EMA as EMA_KEY
 from spadekit.train import build
 from spadekit.train.checkpoint import (
@@ -38,7 +39,7 @@ from spadekit.train.distributed import DistEnv, all_reduce_mean, barrier, launch
 from spadekit.train.ema import EMA
 from spadekit.train.logger import RunLogger
 from spadekit.train.objective import GeneratorStep, Objective
-from spadekit.train.rundir import prepare_run_dir
+from spadekit.train.rundir import check_run_dir, write_run_dir
 from spadekit.train.schedule import make_schedulers
 
 
@@ -49,6 +50,7 @@ class TrainJob:
     recipe: Recipe
     run_dir: Path
     resume: bool = False
+    run_info: RunInfo | None = None  # set by train() on the node that writes the run directory
 
 
 @dataclass
@@ -61,7 +63,7 @@ class Counters:
 def train(job: TrainJob, gpus: int = 1, nnodes: int = 1, node_rank: int = 0, master_addr: str = "127.0.0.1",
           master_port: int | None = None) -> None:
     if node_rank == 0:
-        prepare_run_dir(job.recipe, job.run_dir, job.resume)
+        job = replace(job, run_info=check_run_dir(job.recipe, job.run_dir, job.resume))
     launch(run_worker, job, gpus, nnodes, node_rank, master_addr, master_port)
 
 
@@ -93,8 +95,11 @@ def run_worker(env: DistEnv, job: TrainJob) -> None:
             _init_from(parts, Path(t.init_from))
         torch.manual_seed(t.seed * 1000 + env.rank)  # different latents and noise on each rank
     total = min(t.epochs * loader.batches_per_epoch, t.max_steps or float("inf"))
-    logger = RunLogger(job.run_dir, env.is_main, resume_step=counters.step if job.resume else None)
     samples = build.sample_batch(recipe, env.device) if env.is_main else None
+    barrier(env)  # every rank is set up: a rank that failed stops the others before anything is written
+    if env.is_main and job.run_info is not None:
+        _write_run_dir(job)
+    logger = RunLogger(job.run_dir, env.is_main, resume_step=counters.step if job.resume else None)
     meter = _Meter()
     deadline = time.monotonic() + 60 * t.max_minutes if t.max_minutes else None
     with _Progress(env.is_main, total, counters.step, recipe.data.batch_size) as progress:
@@ -197,6 +202,13 @@ def _state(parts: _Parts, counters: Counters, job: TrainJob, rng: list) -> dict:
         "plugin": {"name": job.recipe.model.name, "version": _plugin_version(job.recipe.model.name)},
         "spadekit_version": __version__,
     }
+
+
+def _write_run_dir(job: TrainJob) -> None:
+    removed = write_run_dir(job.recipe, job.run_dir, job.run_info)
+    if removed:
+        console.print(f"removed {len(removed)} temp file(s) of a checkpoint write that was killed: "
+                      f"{', '.join(p.name for p in removed)}", highlight=False)
 
 
 def _plugin_version(name: str) -> str:
