@@ -51,7 +51,7 @@ def print_summary(summary: ImportSummary) -> None:
                   f"{options['norm']} SPADE norm, {width}x{height} images", highlight=False)
     if summary.opt_file is not None:
         taken = ", ".join(f"{name} {value}" for name, value in summary.from_opt.items())
-        console.print(f"from {escape(str(summary.opt_file))}: {escape(taken)}", highlight=False)
+        console.print(f"from {escape(str(summary.opt_file))}: {escape(taken)}", highlight=False, soft_wrap=True)
     if summary.discriminator:
         d = summary.discriminator
         console.print(f"discriminator: {d['num_D']} scales, {d['n_layers']} layers, ndf {d['ndf']}, {d['norm']}",
