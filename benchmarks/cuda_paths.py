@@ -15,9 +15,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from spadekit.checkpoints import latest_checkpoint, load_checkpoint
 from spadekit.config import load_recipe
 from spadekit.train import loop
-from spadekit.train.checkpoint import latest_checkpoint, load_checkpoint
 from spadekit.train.distributed import DistEnv
 
 TINY = {"data.load_size": 72, "data.crop_size": 64, "data.batch_size": 4, "data.num_workers": 2,

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from spadekit.train.logger import GAP
+from spadekit.images import GAP
 
 
 def latest_grid(run: Path) -> tuple[int, np.ndarray]:

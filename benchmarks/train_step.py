@@ -13,9 +13,9 @@ import json
 
 import torch
 
+from spadekit.device import check_precision
 from spadekit.nn.semantics import LabelSpace
 from spadekit.perf import train_step_s
-from spadekit.train import build
 
 
 def main() -> None:
@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    build.check_precision(args.precision, device)
+    check_precision(args.precision, device)
     space = LabelSpace(args.label_nc, dontcare=True, use_instance=True)
     seconds = train_step_s(args.precision, device, args.steps, args.warmup, space, args.size, args.batch,
                            args.plain, args.channels_last)

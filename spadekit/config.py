@@ -305,3 +305,13 @@ def _toml_value(value: Any) -> str:
         items = (f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items() if v is not None)
         return "{" + ", ".join(items) + "}"
     raise TypeError(f"cannot write {type(value).__name__} {value!r} as TOML")
+
+
+def shards_of(recipe: Recipe) -> Path:
+    """The recipe's shards folder; a recipe without one is a user error saying how to give it."""
+    if recipe.data.shards is None:
+        raise SpadekitError(
+            'The recipe sets no data.shards: add `shards = "PATH"` under [data] or pass '
+            "--set data.shards=PATH (make shards with `spadekit prepare`)."
+        )
+    return Path(recipe.data.shards)

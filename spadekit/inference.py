@@ -20,25 +20,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from spadekit.errors import SpadekitError
+from spadekit.device import autocast
 from spadekit.nn.layers import fold_spectral_norm
-from spadekit.train.build import autocast, cpu_has_fast_bf16
-
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-
-
-def fast_precision(device: torch.device) -> str:
-    """The fastest precision this device runs natively: bf16, fp16 (GPUs without bf16) or fp32."""
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if device.type == "cpu" and cpu_has_fast_bf16() else "fp32"
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """"auto" as `fast_precision`, any other known precision as given; an unknown one is a user error."""
-    if precision not in PRECISIONS:
-        raise SpadekitError(f"--precision {precision!r} is not one of {', '.join(PRECISIONS)}.")
-    return fast_precision(device) if precision == "auto" else precision
 
 
 def prepare(generator: nn.Module, device: torch.device) -> nn.Module:

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from spadekit import inference
+from spadekit.device import DTYPES, autocast, cpu_has_fast_bf16
 from spadekit.generator import GeneratorContext, build_generator, build_on_meta
 from spadekit.nn.semantics import LabelSpace, to_semantics
 from spadekit.nn.spade import SPADE
@@ -80,10 +81,11 @@ def blocky_semantics(space: LabelSpace, batch: int, size: int, seed: int = 0) ->
 def scene_semantics(space: LabelSpace, batch: int, size: int) -> torch.Tensor:
     """Painted-mask-like semantics: toyscapes landscapes (sky, clouds, mountains, water, trees, ...) with their
     instance edges, class k relabelled to id 20 k so that they spread over a large label space."""
+    from spadekit import registry
     from spadekit.data.edges import instance_edges
-    from spadekit_plugins.toyscapes.render import render
 
-    scenes = [render(0, "val", i, size) for i in range(batch)]
+    toyscapes = registry.get("datasets", "toyscapes").build({"seed": 0, "size": size, "num_val": batch})
+    scenes = [toyscapes.load("val", key) for key in toyscapes.keys("val")]
     label = torch.stack([torch.from_numpy(s.label.astype("int64")) for s in scenes])[:, None]
     instance = torch.stack([torch.from_numpy(s.instance.astype("int64")) for s in scenes])[:, None]
     step = max(1, (space.one_hot_nc - 1) // int(label.max()))
@@ -142,7 +144,7 @@ def train_step_s(precision: str, device: torch.device, repeats: int, warmup: int
     def step() -> None:
         for optimizer, losses in ((opt_G, lambda: objective.generator_losses(semantics, real)[0]),
                                   (opt_D, lambda: objective.discriminator_losses(semantics, real))):
-            with build.autocast(precision, device):
+            with autocast(precision, device):
                 loss = sum(losses().values())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -181,7 +183,7 @@ def measure(device: torch.device, repeats: int = 3, report: Callable[[str], None
     other than 256 is for a quick look only (the keys keep their names; "size" says which was used)."""
     result: dict = {"device": _device_name(device), "threads": torch.get_num_threads(),
                     "torch": torch.__version__, "size": size}
-    bf16 = device.type == "cuda" or build.cpu_has_fast_bf16()
+    bf16 = device.type == "cuda" or cpu_has_fast_bf16()
     precisions = ["fp32", "bf16"] if bf16 else ["fp32"]
     if not bf16:
         result["bf16_skipped"] = "this CPU has no native bf16 (AVX512-BF16 or AMX); emulated bf16 is not measured"
@@ -190,7 +192,7 @@ def measure(device: torch.device, repeats: int = 3, report: Callable[[str], None
     result.update({key.format(p): None for key in PER_PRECISION for p in ("fp32", "bf16")})  # null if not run
     for p in precisions:
         report(f"matmul peak {p} ...")
-        result[f"matmul_peak_gflops_{p}"] = matmul_peak_gflops(build.DTYPES[p], device)
+        result[f"matmul_peak_gflops_{p}"] = matmul_peak_gflops(DTYPES[p], device)
         for mask, suffix in (("scene", ""), ("blocky", "_blocky")):
             report(f"generator forward {p} (COCO-Stuff {size}x{size}, batch 1, {mask} mask) ...")
             seconds = generator_forward_s(p, device, max(repeats, 5), size, mask)

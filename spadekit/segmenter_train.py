@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from spadekit.bench.scores import ConfusionMatrix, Scores
-from spadekit.cli.common import console, progress_bar
+from spadekit.console import console, progress_bar
 from spadekit.data.dataset import ShardDataset, make_loader
 from spadekit.data.manifest import Manifest
 from spadekit.data.reader import SplitReader

@@ -19,14 +19,14 @@ import torch
 from torch import Tensor
 
 from spadekit import inference
+from spadekit.checkpoints import latest_checkpoint
 from spadekit.data.edges import instance_edges
+from spadekit.device import check_precision, resolve_precision
 from spadekit.errors import SpadekitError
+from spadekit.images import to_uint8
 from spadekit.masks import resize_nearest
 from spadekit.nn.semantics import to_semantics
-from spadekit.run import RunInfo, load_generator
-from spadekit.train.build import check_precision
-from spadekit.train.checkpoint import latest_checkpoint
-from spadekit.train.logger import to_uint8
+from spadekit.run_info import RunInfo, load_generator
 
 RUNS = Path("runs")
 
@@ -45,7 +45,7 @@ class Painter:
     def __init__(self, run_dir: Path, checkpoint: Path | None = None, device: torch.device | str = "cpu",
                  precision: str = "auto"):
         self.device = torch.device(device)
-        self.precision = inference.resolve_precision(precision, self.device)
+        self.precision = resolve_precision(precision, self.device)
         check_precision(self.precision, self.device, "--precision")
         self.run_dir = Path(run_dir)
         self.checkpoint = checkpoint or latest_checkpoint(self.run_dir)

@@ -22,12 +22,12 @@ import pytest
 import torch
 
 from spadekit.bench import fid
+from spadekit.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
 from spadekit.cli import main as cli_main
 from spadekit.config import load_recipe
 from spadekit.errors import SpadekitError
 from spadekit.imageio import save_png
 from spadekit.train import distributed
-from spadekit.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from spadekit.train.loop import TrainJob, train
 from tests.conftest import REPO, run_cli
 from tests.test_bench import _random_inception

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from spadekit import inference
+from spadekit.device import resolve_precision
 from spadekit.generator import GeneratorContext, build_generator
 from spadekit.nn import regions
 from spadekit.nn.layers import has_spectral_norm
@@ -108,5 +109,5 @@ def test_psnr_and_precision_choice():
     a = torch.zeros(1, 3, 4, 4)
     assert inference.psnr(a, a) == float("inf")
     assert inference.psnr(a, a + 2 / 255) == pytest.approx(20 * torch.log10(torch.tensor(255.0)).item(), abs=1e-4)
-    assert inference.resolve_precision("fp32", torch.device("cpu")) == "fp32"
-    assert inference.resolve_precision("auto", torch.device("cpu")) in ("bf16", "fp32")
+    assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
+    assert resolve_precision("auto", torch.device("cpu")) in ("bf16", "fp32")

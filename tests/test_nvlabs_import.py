@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from typer.testing import CliRunner
 
+from spadekit.checkpoints import latest_checkpoint, load_checkpoint
 from spadekit.cli import imports
 from spadekit.config import load_recipe
 from spadekit.data.labelspaces import (
@@ -38,8 +39,7 @@ from spadekit.nvlabs import (
     official_config,
     official_semantic_nc,
 )
-from spadekit.run import RunInfo, load_generator
-from spadekit.train.checkpoint import latest_checkpoint, load_checkpoint
+from spadekit.run_info import RunInfo, load_generator
 from tests.conftest import run_cli
 
 # Facts about the official networks (COCO-Stuff 256: 184 input channels), computed from the official code.

@@ -22,7 +22,7 @@ from spadekit.config import load_recipe
 from spadekit.errors import SpadekitError
 from spadekit.nvlabs import import_nvlabs, official_config
 from spadekit.nvlabs.options import parse_opt_txt
-from spadekit.run import load_generator
+from spadekit.run_info import load_generator
 from tests.test_nvlabs_import import (
     NGF,
     TINY,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from spadekit.train.build import cpu_has_fast_bf16
+from spadekit.device import cpu_has_fast_bf16
 from tests.conftest import run_cli
 
 KEYS = ("generator_forward_s_fp32", "generator_forward_s_bf16", "train_step_s_fp32", "train_step_s_bf16",

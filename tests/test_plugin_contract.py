@@ -1,5 +1,5 @@
 """The generator plugin contract: every registered generator, first-party or from a third-party distribution,
-trains two steps with `spadekit train`, is saved, reloads with `spadekit.run.load_generator` and synthesizes.
+trains two steps with `spadekit train`, is saved, reloads with `spadekit.run_info.load_generator` and synthesizes.
 
 The third-party example (tests/thirdparty_generator, the `tinygen` plugin of the `spadekit-tinygen`
 distribution) is installed offline with pip into a temporary folder put on PYTHONPATH, so the virtual
@@ -20,7 +20,7 @@ import torch
 
 from spadekit import registry
 from spadekit.nn.semantics import to_semantics
-from spadekit.run import load_generator
+from spadekit.run_info import load_generator
 from tests.conftest import REPO, run_cli
 
 THIRD_PARTY = Path(__file__).resolve().parent / "thirdparty_generator"

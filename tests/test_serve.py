@@ -89,7 +89,7 @@ def _png(array: np.ndarray) -> bytes:
 
 
 def _colour_mask(label: np.ndarray, server: str) -> np.ndarray:
-    from spadekit.run import RunInfo
+    from spadekit.run_info import RunInfo
 
     run = Path(_get(f"{server}/health")["run"])
     return colourize(label, RunInfo.load(run).facts)

@@ -14,7 +14,7 @@ from spadekit.config import load_recipe
 from spadekit.data.palette import colourize
 from spadekit.data.reader import SplitReader
 from spadekit.imageio import save_png
-from spadekit.train.logger import GAP
+from spadekit.images import GAP
 from spadekit.train.loop import TrainJob, train
 from tests.conftest import run_cli
 from tests.test_train import TINY
@@ -54,7 +54,7 @@ def _png(path: Path) -> np.ndarray:
 
 
 def test_index_and_colour_masks_give_the_same_image(runs, sample, tmp_path):
-    from spadekit.run import RunInfo
+    from spadekit.run_info import RunInfo
 
     facts = RunInfo.load(runs["vae"]).facts
     save_png(tmp_path / "index.png", sample.label)
@@ -67,7 +67,7 @@ def test_index_and_colour_masks_give_the_same_image(runs, sample, tmp_path):
 
 
 def test_a_colour_outside_the_palette_is_named_with_its_pixel_count(runs, sample, tmp_path):
-    from spadekit.run import RunInfo
+    from spadekit.run_info import RunInfo
 
     rgb = colourize(sample.label, RunInfo.load(runs["vae"]).facts).copy()
     rgb[:3, :5] = (1, 2, 3)

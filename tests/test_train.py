@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from spadekit.checkpoints import latest_checkpoint, load_checkpoint
 from spadekit.config import load_recipe
 from spadekit.errors import SpadekitError
 from spadekit.train import objective
-from spadekit.train.checkpoint import latest_checkpoint, load_checkpoint
 from spadekit.train.loop import TrainJob, train
 from tests.conftest import run_cli
 

@@ -14,11 +14,13 @@ import torch.distributed as dist
 from PIL import Image
 from torch import nn
 
+from spadekit import checkpoints as ckpt
 from spadekit.errors import SpadekitError
-from spadekit.train import checkpoint as ckpt
+from spadekit.images import GAP
+from spadekit.train import rng
 from spadekit.train.distributed import DistEnv, all_reduce_mean, broadcast_object, launch, plan_description
 from spadekit.train.ema import EMA
-from spadekit.train.logger import GAP, RunLogger
+from spadekit.train.logger import RunLogger
 from spadekit.train.schedule import lr_factor, make_schedulers
 
 # ---------------------------------------------------------------- checkpoints
@@ -36,7 +38,7 @@ def test_checkpoint_round_trip_loads_nested_state_under_weights_only(tmp_path):
         "plugin": {"name": "spade", "version": "0.1"},
         "model": model.state_dict(),
         "shapes": [(1, 2), None],
-        "rng": ckpt.rng_states(),
+        "rng": rng.rng_states(),
     }
     path = tmp_path / "run" / "c.pt"
     ckpt.save_checkpoint(path, state)
@@ -122,9 +124,9 @@ def _draws() -> tuple:
 def test_restored_rng_states_repeat_the_same_draws(tmp_path):
     random.gauss(0, 1)  # leaves a cached gaussian in python's state
     np.random.randn()
-    ckpt.save_checkpoint(tmp_path / "rng.pt", {"rng": ckpt.rng_states()})
+    ckpt.save_checkpoint(tmp_path / "rng.pt", {"rng": rng.rng_states()})
     first = _draws()
-    ckpt.restore_rng_states(ckpt.load_checkpoint(tmp_path / "rng.pt")["rng"])
+    rng.restore_rng_states(ckpt.load_checkpoint(tmp_path / "rng.pt")["rng"])
     assert _draws() == first
 
 

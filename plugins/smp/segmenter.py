@@ -24,9 +24,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from spadekit import __version__
+from spadekit.checkpoints import save_checkpoint, verify_checksum
 from spadekit.data.manifest import DatasetFacts
 from spadekit.errors import SpadekitError
-from spadekit.train.checkpoint import save_checkpoint, verify_checksum
 from spadekit.weights import load_failure
 from spadekit_plugins.smp.spec import (
     DEFAULT_ARCH,

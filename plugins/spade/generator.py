@@ -17,8 +17,6 @@ from spadekit.nn.resblock import SPADEResBlock
 from spadekit.nn.spade import resize_segmap
 from spadekit_plugins.spade.spec import SpadeOptions
 
-UPSAMPLINGS = {"normal": 5, "more": 6, "most": 7}
-
 
 class SPADEGenerator(nn.Module):
     """A 16*ngf x sh x sw tensor (from the downsampled segmap, or from a latent z) goes through SPADE
@@ -28,7 +26,7 @@ class SPADEGenerator(nn.Module):
         super().__init__()
         self.options = options
         nf, label_nc = options.ngf, context.semantic_nc
-        self.num_up = UPSAMPLINGS[options.num_upsampling_layers]
+        self.num_up = SpadeOptions.UPSAMPLINGS[options.num_upsampling_layers]
         height, width = context.image_size
         self.sh, self.sw = height >> self.num_up, width >> self.num_up
         if self.sh < 1 or self.sw < 1 or self.sh << self.num_up != height or self.sw << self.num_up != width:

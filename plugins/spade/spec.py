@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -17,6 +17,8 @@ class SpadeOptions(BaseModel):
     Table 3's "decoder w/ Concat" (79M): the same residual blocks without SPADE."""
 
     model_config = ConfigDict(extra="forbid")
+    # the 2x upsamplings of each num_upsampling_layers value: what `spadekit import nvlabs` asks the plugin for
+    UPSAMPLINGS: ClassVar[dict[str, int]] = {"normal": 5, "more": 6, "most": 7}
 
     ngf: int = Field(64, gt=0, description="base width: the first block has 16*ngf channels")
     num_upsampling_layers: Literal["normal", "more", "most"] = Field(
@@ -44,14 +46,6 @@ class SpadeOptions(BaseModel):
         if self.use_vae:
             self.input = "noise"  # the VAE's latent replaces the segmap input (official `use_vae`)
         return self
-
-
-def upsampling_layers() -> dict[str, int]:
-    """The 2x upsamplings of each `num_upsampling_layers` value, from the generator itself, for code that sizes
-    the generator's head without building it (`spadekit import nvlabs`); imports torch only when called."""
-    from spadekit_plugins.spade.generator import UPSAMPLINGS
-
-    return dict(UPSAMPLINGS)
 
 
 def build(options: SpadeOptions, context):

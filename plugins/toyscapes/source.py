@@ -30,3 +30,8 @@ class ToyscapesSource:
         index = int(key.rsplit("_", 1)[1])
         out = render.render(self.options.seed, split, index, self.options.size)
         return Sample(key, out.image, out.label, out.instance)
+
+    def style_photos(self, style: str, count: int, limit: int = 500):
+        """The first `count` val images of `style` (e.g. "sunset", "noon"): photos whose style is known, for
+        style-guided synthesis (the demo, the style test)."""
+        return render.style_photos(style, count, self.options.seed, self.options.size, limit)

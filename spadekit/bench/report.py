@@ -16,12 +16,12 @@ import torch
 from rich.table import Table
 
 from spadekit.bench.runner import RunResult
-from spadekit.cli.common import console
+from spadekit.console import console
 from spadekit.data.palette import colour_lut
 from spadekit.fileio import atomic_write_text
 from spadekit.imageio import save_png
-from spadekit.run import RunInfo
-from spadekit.train.logger import sample_grid
+from spadekit.images import sample_grid
+from spadekit.run_info import RunInfo
 
 NOT_COMPUTED = "n/c"
 

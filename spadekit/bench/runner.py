@@ -17,7 +17,6 @@ from typing import Any
 
 import torch
 
-from spadekit import inference
 from spadekit.bench import fid
 from spadekit.bench.folders import ImageFolder, RealSet, image_name
 from spadekit.bench.protocol import Protocol, shards_digest
@@ -25,14 +24,14 @@ from spadekit.bench.published import PublishedScores, published_scores
 from spadekit.bench.scores import Scores
 from spadekit.bench.segmentation import LabelMapping, SegmentationScorer, segmenter_files_sha256
 from spadekit.bench.synthesis import Synthesizer, eval_batches, eval_dataset
-from spadekit.cli.common import progress_bar
-from spadekit.config import BenchSection, load_recipe
+from spadekit.checkpoints import latest_checkpoint
+from spadekit.config import BenchSection, load_recipe, shards_of
+from spadekit.console import progress_bar
 from spadekit.data.manifest import DatasetFacts, Manifest
+from spadekit.device import check_precision, resolve_precision
 from spadekit.errors import SpadekitError
-from spadekit.run import EMA, RunInfo, load_generator_weights
+from spadekit.run_info import EMA, RunInfo, load_generator_weights
 from spadekit.segmenter import build_segmenter
-from spadekit.train.build import check_precision, shards_of
-from spadekit.train.checkpoint import latest_checkpoint
 from spadekit.weights import MissingWeightsError
 
 GRID_ROWS = 8
@@ -85,7 +84,7 @@ def bench_run(run_dir: Path, job: BenchJob) -> RunResult:
     info = RunInfo.load(run_dir)
     recipe = load_recipe(_recipe_path(run_dir), job.overrides)
     settings, shards = recipe.bench, shards_of(recipe)
-    precision = inference.resolve_precision(job.precision, job.device)
+    precision = resolve_precision(job.precision, job.device)
     check_precision(precision, job.device, "--precision")
     manifest = _matching_manifest(shards, info.facts, run_dir)
     checkpoint = latest_checkpoint(run_dir)

@@ -21,9 +21,9 @@ from spadekit import inference
 from spadekit.config import Latent
 from spadekit.data.dataset import ShardDataset, finish
 from spadekit.data.transforms import Preprocess
+from spadekit.images import to_uint8
 from spadekit.nn.semantics import LabelSpace, to_semantics
-from spadekit.run import RunInfo
-from spadekit.train.logger import to_uint8
+from spadekit.run_info import RunInfo
 
 
 def eval_dataset(shards: Path, split: str, info: RunInfo, num: int | None) -> Subset:

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from spadekit.cli.common import check_output, console, parse_sets, pick_device, warn
-from spadekit.data.workers import cap_workers
+from spadekit.cli.common import check_output, parse_sets
+from spadekit.console import console, warn
 
 
 def bench_command(
@@ -39,6 +39,8 @@ def bench_command(
     segmenter, FID and KID through torch-fidelity. Results go to RUN_DIR/bench/<split>/."""
     from spadekit.bench.report import print_report, write_combined_report, write_json, write_run_report
     from spadekit.bench.runner import BenchJob, bench_run
+    from spadekit.data.workers import cap_workers
+    from spadekit.device import pick_device
 
     overrides = parse_sets(sets)
     for path, flag in ((json_out, "--json"), (report, "--report")):

@@ -1,37 +1,14 @@
-"""Small pieces shared by the command modules."""
+"""Small pieces shared by the command modules: `--set` parsing and output-path checks (the console and the
+progress bar are `spadekit.console`, devices `spadekit.device`)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
-from rich.text import Text
+from typing import Any
 
 from spadekit.errors import SpadekitError
 from spadekit.toml import tomllib
-
-if TYPE_CHECKING:
-    import torch
-
-console = Console()
-err_console = Console(stderr=True)
-
-
-def warn(message: str) -> None:
-    """A one-line warning on stderr: the command goes on."""
-    from rich.markup import escape
-
-    err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
-
-
-def pick_device(device: str | None) -> torch.device:
-    """The --device flag's torch.device: as given, else cuda when a GPU is available, else cpu."""
-    import torch
-
-    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 def parse_value(text: str) -> Any:
@@ -69,21 +46,3 @@ def check_output(path: Path, flag: str, folder: bool = False) -> None:
     if not os.access(nearest, os.W_OK | os.X_OK):
         raise SpadekitError(f"{flag} {path} cannot be written: folder {nearest} is not writable (permissions or a "
                             "read-only disk); choose another path.")
-
-
-class RateColumn(ProgressColumn):
-    """Items per second, or a dash before the first measurement."""
-
-    def __init__(self, unit: str = "it"):
-        super().__init__()
-        self.unit = unit
-
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text("-" if speed is None else f"{speed:.1f} {self.unit}/s", style="progress.data.speed")
-
-
-def progress_bar(unit: str = "it") -> Progress:
-    """The one progress style of every long step: description, bar, count, rate and ETA."""
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(unit))
-    return Progress(*columns, TimeRemainingColumn(), console=console)

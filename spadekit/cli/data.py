@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from spadekit.cli.common import console, progress_bar
+from spadekit.console import console, progress_bar
 from spadekit.errors import SpadekitError
 
 app = typer.Typer(help="Check, look at and export prepared shards.", no_args_is_help=True)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from spadekit.cli.common import console
+from spadekit.console import console
 
 
 def demo_command(

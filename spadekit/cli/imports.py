@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from spadekit.cli.common import console
-from spadekit.nvlabs import ImportSummary, import_nvlabs
+from spadekit.console import console
+
+if TYPE_CHECKING:
+    from spadekit.nvlabs import ImportSummary
 
 app = typer.Typer(help="Import checkpoints made by other code as spadekit run directories.", no_args_is_help=True)
 
@@ -35,6 +37,8 @@ def nvlabs_command(
 
     The folder's opt.txt, when training left one there, decides the image size and upsampling schedule and is
     checked against the weights; opt.pkl is never read."""
+    from spadekit.nvlabs import import_nvlabs
+
     print_summary(import_nvlabs(ckpt_dir, dataset, out, which=which, force=force))
 
 

@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from spadekit import __version__
 from spadekit.cli import bench, data, demo, imports, perf, plugins, prepare, recipe, segmenter, serve, synth, train
-from spadekit.cli.common import err_console
+from spadekit.console import err_console
 from spadekit.errors import SpadekitError
 
 app = typer.Typer(

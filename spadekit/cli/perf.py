@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from spadekit.cli.common import console, pick_device
+from spadekit.console import console
 from spadekit.fileio import atomic_write_text
 
 
@@ -24,6 +24,7 @@ def perf_command(
 ) -> None:
     """Time the generator's forward (COCO-Stuff 256x256, fp32 and bf16) beside the matmul peak, a training
     step, the loader and prepare on this machine."""
+    from spadekit.device import pick_device
     from spadekit.perf import PER_PRECISION, measure
 
     chosen = pick_device(device)

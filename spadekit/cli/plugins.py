@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from spadekit import registry
-from spadekit.cli.common import console
+from spadekit.console import console
 
 
 def plugins_command(

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from spadekit.cli.common import console, parse_sets, progress_bar, warn
-from spadekit.data.prepare import PrepareSummary, prepare
-from spadekit.data.workers import cap_workers
+from spadekit.cli.common import parse_sets
+from spadekit.console import console, progress_bar, warn
+
+if TYPE_CHECKING:
+    from spadekit.data.prepare import PrepareSummary
 
 
 class _Bar:
@@ -42,6 +45,9 @@ def prepare_command(
     ),
 ) -> None:
     """Convert DATASET into shards under --out; re-run with --resume after an interruption."""
+    from spadekit.data.prepare import prepare
+    from spadekit.data.workers import cap_workers
+
     workers = cap_workers(workers, "--workers", warn=warn)
     with progress_bar("samples") as progress:
         summary = prepare(

@@ -9,8 +9,9 @@ from typing import Annotated
 import typer
 from rich.syntax import Syntax
 
-from spadekit.cli.common import console, parse_sets
+from spadekit.cli.common import parse_sets
 from spadekit.config import load_recipe
+from spadekit.console import console
 
 app = typer.Typer(help="Inspect training recipes.", no_args_is_help=True)
 

@@ -33,7 +33,7 @@ def train_command(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing OUT/segmenter.pt."),
 ) -> None:
     """Train an smp segmenter on SHARDS' train split; val mIoU and pixel accuracy after every epoch."""
-    from spadekit.cli.common import warn
+    from spadekit.console import warn
     from spadekit.data.workers import cap_workers
     from spadekit.segmenter_train import SegmenterTrainJob, train_segmenter
 
@@ -70,7 +70,9 @@ def predict_command(
 ) -> None:
     """Label photos with a segmenter: OUT/<stem>.png holds, at the photo's size, the ids of the segmenter's
     dataset (Cityscapes trainIds for drn, ADE20K 1..150 for upernet, COCO-Stuff 0..181 for deeplabv2)."""
-    from spadekit.cli.common import console, parse_sets, pick_device, progress_bar
+    from spadekit.cli.common import parse_sets
+    from spadekit.console import console, progress_bar
+    from spadekit.device import pick_device  # imports torch
     from spadekit.segmenter import build_segmenter
     from spadekit.segmenter_predict import PredictJob, photo_files, predict_files
     from spadekit.train.build import check_precision

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from spadekit.cli.common import console, pick_device
+from spadekit.console import console
 from spadekit.errors import SpadekitError
 
 
@@ -28,6 +28,7 @@ def serve_command(
     """Serve the painting page: paint labels, pick a style photo, see the photograph."""
     import uvicorn
 
+    from spadekit.device import pick_device
     from spadekit.serve.app import create_app
     from spadekit.synth import Painter
 

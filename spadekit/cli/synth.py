@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
-import torch
 import typer
-from PIL import Image
 
-from spadekit.cli.common import check_output, console, pick_device, progress_bar
+from spadekit.cli.common import check_output
+from spadekit.console import console, progress_bar
 from spadekit.errors import SpadekitError
-from spadekit.imageio import save_png
-from spadekit.train.logger import GAP
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def synth_command(
@@ -37,6 +36,9 @@ def synth_command(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Masks per batch (folders).")] = 8,
 ) -> None:
     """Synthesize an image for each mask with the run's EMA generator, guided by a style photo if given."""
+    import torch
+
+    from spadekit.device import pick_device
     from spadekit.masks import mask_files, read_mask, read_style_photo
     from spadekit.synth import Painter, most_recent_run, run_of_checkpoint
 
@@ -98,15 +100,18 @@ def _check_targets(targets: dict[Path, list[Path]]) -> None:
 
 
 def _write(paths: list[Path], images: list[np.ndarray]) -> None:
+    """One file per sample, or one file holding the samples as a row with white gaps."""
+    import torch
+
+    from spadekit.imageio import save_png
+    from spadekit.images import tile
+
     if len(paths) == len(images):
         for path, image in zip(paths, images, strict=True):
             save_png(path, image)
         return
-    h, w = images[0].shape[:2]  # one file, several samples: a row with white gaps
-    grid = np.full((h, len(images) * (w + GAP) - GAP, 3), 255, np.uint8)
-    for k, image in enumerate(images):
-        grid[:, k * (w + GAP) : k * (w + GAP) + w] = image
-    save_png(paths[0], grid)
+    row = tile([[torch.from_numpy(image).permute(2, 0, 1) for image in images]])
+    save_png(paths[0], row.permute(1, 2, 0).numpy())
 
 
 def _instance_for(mask: Path, instance: Path | None, folder: bool) -> np.ndarray | None:
@@ -124,4 +129,7 @@ def _instance_for(mask: Path, instance: Path | None, folder: bool) -> np.ndarray
 
 def _resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """The generated image at the mask's (height, width), bicubic."""
+    import numpy as np
+    from PIL import Image
+
     return np.asarray(Image.fromarray(image).resize((shape[1], shape[0]), Image.BICUBIC))

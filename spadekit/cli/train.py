@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 from rich.syntax import Syntax
 
-from spadekit.cli.common import console, err_console, parse_sets
+from spadekit.cli.common import parse_sets
 from spadekit.config import load_recipe
-from spadekit.generator import count_parameters
+from spadekit.console import console, err_console
 
 
 def train_command(
@@ -54,7 +54,7 @@ def _print_dry_run(recipe, run_dir: Path) -> None:
         console.print("(no prepared shards at data.shards: sizes need the dataset's label space)")
         return
     from spadekit.data.manifest import Manifest
-    from spadekit.generator import build_on_meta, count_generator_parameters
+    from spadekit.generator import build_on_meta, count_generator_parameters, count_parameters
     from spadekit.train.build import build_discriminator, generator_context
 
     context = generator_context(recipe, Manifest.load(recipe.data.shards).dataset)

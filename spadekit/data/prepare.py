@@ -25,9 +25,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from spadekit import registry
-from spadekit.data.convert import Progress, SampleLoader, Shard
 from spadekit.data.manifest import MANIFEST_NAME, DatasetFacts, Manifest, ShardInfo, SplitInfo
 from spadekit.data.sample import Sample
+from spadekit.data.sample_pool import Progress, SampleLoader, Shard
 from spadekit.data.shards import write_shard
 from spadekit.data.workers import cap_workers
 from spadekit.data.writes import file_in_the_way, first_line, first_missing, os_reason, writing

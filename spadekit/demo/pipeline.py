@@ -182,11 +182,11 @@ def _bench(demo: Demo) -> dict:
 
 
 def _synth(demo: Demo) -> dict:
+    from spadekit import registry
     from spadekit.data.palette import colourize
     from spadekit.data.reader import SplitReader
     from spadekit.imageio import save_png
     from spadekit.synth import Painter
-    from spadekit_plugins.toyscapes.render import style_photos
 
     painter = Painter(demo.run, precision="fp32")
     facts = painter.info.facts
@@ -199,8 +199,9 @@ def _synth(demo: Demo) -> dict:
         save_png(demo.synth / "masks" / f"mask_{i}.png", colourize(label, facts))
         image = painter.paint(painter.semantics([label], [None]), painter.latents(1, None, rng))[0]
         save_png(demo.synth / "painted" / f"mask_{i}.png", image.permute(1, 2, 0).numpy())
+    unseen = registry.get("datasets", "toyscapes").build({"seed": 2026, "size": 128})  # keys the run never saw
     for style in STYLES:
-        photo = style_photos(style, 1, seed=2026, size=128)[0]  # a key the run never saw
+        photo = unseen.style_photos(style, 1)[0]
         save_png(demo.synth / f"style_{style}.png", photo)
         z = painter.latents(1, painter.encode_style(photo), rng)
         image = painter.paint(painter.semantics([labels[0]], [None]), z)[0]

@@ -62,10 +62,10 @@ def official_semantic_nc(dataset: str) -> int:
 
 
 def upsamplings(num_upsampling_layers: str) -> int:
-    """The spade plugin's own count of 2x upsamplings (imported when asked: the plugin builds with torch)."""
-    from spadekit_plugins.spade.spec import upsampling_layers
+    """The spade plugin's own count of 2x upsamplings, asked through the registry (its options model's table)."""
+    from spadekit import registry
 
-    return upsampling_layers()[num_upsampling_layers]
+    return registry.get("generators", "spade").options.UPSAMPLINGS[num_upsampling_layers]
 
 
 def image_size(config: NvlabsConfig) -> tuple[int, int]:

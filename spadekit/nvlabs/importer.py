@@ -29,6 +29,7 @@ from torch import nn
 
 from spadekit import registry
 from spadekit.bench.protocol import PAPER_SEGMENTERS
+from spadekit.checkpoints import save_step_checkpoint
 from spadekit.config import load_recipe
 from spadekit.errors import SpadekitError
 from spadekit.fileio import atomic_write_text, sha256_file
@@ -38,8 +39,7 @@ from spadekit.nvlabs.configs import NvlabsConfig, official_config
 from spadekit.nvlabs.keys import ROLES, convert_state, find_checkpoints, read_state_dict
 from spadekit.nvlabs.layout import check_channels, check_opt, generator_options, read_weights
 from spadekit.nvlabs.options import OPT_PKL, OfficialOptions, configure, read_opt_txt
-from spadekit.run import DISCRIMINATOR, EMA, GENERATOR, RunInfo, load_state
-from spadekit.train.checkpoint import save_step_checkpoint
+from spadekit.run_info import DISCRIMINATOR, EMA, GENERATOR, RunInfo, load_state
 
 GENERATOR_PLUGIN = "spade"
 RECIPE_FILE = "config.toml"

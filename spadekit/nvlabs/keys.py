@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from spadekit.errors import SpadekitError
 from spadekit.nn.layers import OFFICIAL_SPECTRAL_KEYS
-from spadekit.run import few_keys
+from spadekit.run_info import few_keys
 
 ROLES = {"G": "generator", "E": "encoder", "D": "discriminator"}  # official file suffix -> network
 _SN = {suffix: "." + ours for suffix, ours in OFFICIAL_SPECTRAL_KEYS.items()}

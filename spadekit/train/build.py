@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from spadekit.config import Recipe
+from spadekit.config import Recipe, shards_of
 from spadekit.data.dataset import EpochLoader, ShardDataset, finish, make_loader
 from spadekit.data.manifest import DatasetFacts, Manifest
 from spadekit.data.transforms import Preprocess
@@ -20,17 +18,6 @@ from spadekit.nn.norms import convert_sync_batchnorm
 from spadekit.nn.semantics import LabelSpace
 from spadekit.nn.vgg import VGGLoss
 from spadekit.train.distributed import DistEnv
-
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def shards_of(recipe: Recipe) -> Path:
-    if recipe.data.shards is None:
-        raise SpadekitError(
-            'The recipe sets no data.shards: add `shards = "PATH"` under [data] or pass '
-            "--set data.shards=PATH (make shards with `spadekit prepare`)."
-        )
-    return Path(recipe.data.shards)
 
 
 def preprocess_of(recipe: Recipe) -> Preprocess:
@@ -44,28 +31,6 @@ def generator_context(recipe: Recipe, facts: DatasetFacts) -> GeneratorContext:
     """Label space from the shards' facts, geometry from the recipe's crop (never label counts from a recipe)."""
     space = LabelSpace.from_facts(facts, recipe.data.use_instance)
     return GeneratorContext(space, recipe.data.crop_size, recipe.data.aspect_ratio)
-
-
-def check_precision(precision: str, device: torch.device, option: str = "train.precision") -> None:
-    """Refuse precisions the device would run slowly or unsafely, with the reason."""
-    if precision == "fp16" and device.type != "cuda":
-        raise SpadekitError(f"{option} fp16 needs a CUDA GPU (fp16 on a CPU is slow and unscaled); "
-                            "use bf16 or fp32 on the CPU.")
-    if precision == "bf16" and device.type == "cpu" and not cpu_has_fast_bf16():
-        raise SpadekitError(f"{option} bf16 on this CPU would run in software emulation (it has no "
-                            "AVX512-BF16 or AMX; emulated bf16 is hundreds of times slower than fp32); use fp32.")
-
-
-def cpu_has_fast_bf16() -> bool:
-    """Whether oneDNN runs bf16 natively here (AVX512-BF16 or AMX), which makes bf16 autocast pay off."""
-    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-
-
-def autocast(precision: str, device: torch.device):
-    """bf16/fp16 autocast around forward passes; a no-op in fp32."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=DTYPES[precision])
 
 
 def train_loader(recipe: Recipe, env: DistEnv) -> EpochLoader:

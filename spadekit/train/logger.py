@@ -9,9 +9,7 @@ import torch
 
 from spadekit.fileio import atomic_write_text
 from spadekit.imageio import save_png
-
-GAP = 2  # white pixels between the panels and rows of a sample grid
-MAX_ROWS = 8
+from spadekit.images import sample_grid
 
 
 class RunLogger:
@@ -78,25 +76,6 @@ class RunLogger:
         if self._metrics is not None:
             self._metrics.close()
             self._metrics = None
-
-
-def sample_grid(label_rgb: torch.Tensor, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-    """A uint8 3xHxW grid of at most MAX_ROWS rows, label | fake | real, with GAP-pixel white lines between."""
-    panels = [label_rgb.cpu(), to_uint8(fake), to_uint8(real)]
-    rows, _, height, width = panels[0][:MAX_ROWS].shape
-    grid = torch.full((3, rows * (height + GAP) - GAP, 3 * (width + GAP) - GAP), 255, dtype=torch.uint8)
-    for row in range(rows):
-        for col, panel in enumerate(panels):
-            top, left = row * (height + GAP), col * (width + GAP)
-            grid[:, top : top + height, left : left + width] = panel[row]
-    return grid
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """Images in [-1, 1] to uint8 pixels in [0, 255], rounded, on the CPU; uint8 images stay as they are."""
-    if images.dtype == torch.uint8:
-        return images.cpu()
-    return ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
 def _step_of(line: str) -> float:

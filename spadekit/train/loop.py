@@ -19,27 +19,27 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from spadekit import __version__, registry
-from spadekit.cli.common import console, progress_bar
-from spadekit.config import Recipe
-from spadekit.data.palette import colour_lut
-from spadekit.errors import SpadekitError
-from spadekit.nn.semantics import to_semantics
-from spadekit.run import DISCRIMINATOR, GENERATOR, RunInfo, load_state
-from spadekit.run import EMA as EMA_KEY
-from spadekit.train import build
-from spadekit.train.checkpoint import (
+from spadekit.checkpoints import (
     latest_checkpoint,
     load_checkpoint,
     prune_checkpoints,
-    restore_rng_states,
-    rng_states,
     save_step_checkpoint,
 )
+from spadekit.config import Recipe
+from spadekit.console import console, progress_bar
+from spadekit.data.palette import colour_lut
+from spadekit.device import autocast, check_precision
+from spadekit.errors import SpadekitError
+from spadekit.nn.semantics import to_semantics
+from spadekit.run_info import DISCRIMINATOR, GENERATOR, RunInfo, load_state
+from spadekit.run_info import EMA as EMA_KEY
+from spadekit.train import build
 from spadekit.train.distributed import DistEnv, all_reduce_mean, barrier, launch
 from spadekit.train.ema import EMA
 from spadekit.train.logger import RunLogger
 from spadekit.train.objective import GeneratorStep, Objective
-from spadekit.train.rundir import check_run_dir, write_run_dir
+from spadekit.train.rng import restore_rng_states, rng_states
+from spadekit.train.run_setup import check_run_dir, write_run_dir
 from spadekit.train.schedule import make_schedulers
 
 
@@ -69,7 +69,7 @@ def train(job: TrainJob, gpus: int = 1, nnodes: int = 1, node_rank: int = 0, mas
 
 def run_worker(env: DistEnv, job: TrainJob) -> None:
     recipe, t = job.recipe, job.recipe.train
-    build.check_precision(t.precision, env.device)
+    check_precision(t.precision, env.device)
     loader = build.train_loader(recipe, env)
     facts = loader.dataset.reader.facts
     context = build.generator_context(recipe, facts)
@@ -107,12 +107,12 @@ def run_worker(env: DistEnv, job: TrainJob) -> None:
             loader.set_epoch(counters.epoch, skip_batches=counters.epoch_step)
             for batch in loader:
                 semantics = to_semantics(batch["label"], batch["edge"], context.space)
-                with build.autocast(t.precision, env.device):
+                with autocast(t.precision, env.device):
                     losses_G, _ = objective.generator_losses(semantics, batch["image"])
                 _update(opt_G, scalers[0], losses_G)
                 losses_D = {}
                 if objective.trains_discriminator:  # not with loss.lambda_gan = 0 (regression only)
-                    with build.autocast(t.precision, env.device):
+                    with autocast(t.precision, env.device):
                         losses_D = objective.discriminator_losses(semantics, batch["image"])
                     _update(opt_D, scalers[1], losses_D)
                 _stop_unless_finite({**losses_G, **losses_D}, counters.step + 1, job.run_dir, env)
@@ -267,7 +267,7 @@ def _save_samples(logger, step, parts, samples, context, facts, precision, env) 
     generator.eval()
     semantics = to_semantics(samples["label"], samples["edge"], context.space)
     z = generator.encoder(samples["image"])[0] if generator.encoder is not None else None  # the style's mean
-    with build.autocast(precision, env.device):
+    with autocast(precision, env.device):
         fake = generator(semantics, z)
     generator.train(was_training)
     labels = samples["label"][:, 0].clamp(max=len(facts.class_names)).cpu().numpy()

@@ -10,13 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from spadekit import registry
-from spadekit.config import Recipe, load_recipe
+from spadekit.checkpoints import latest_checkpoint, remove_stale_temps_of
+from spadekit.config import Recipe, load_recipe, shards_of
 from spadekit.data.manifest import Manifest
 from spadekit.errors import SpadekitError
 from spadekit.fileio import atomic_write_text
-from spadekit.run import RUN_INFO, RunInfo
-from spadekit.train.build import shards_of
-from spadekit.train.checkpoint import latest_checkpoint, remove_stale_temps_of
+from spadekit.run_info import RUN_INFO, RunInfo
 
 CONFIG = "config.toml"
 # keys that may change when a run is resumed: they do not change what is computed

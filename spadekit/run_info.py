@@ -2,7 +2,7 @@
 
 `RUN_DIR/run.json` names the generator plugin, its options and the dataset facts (class names, palette,
 don't-care, instances) and image geometry, so that `synth`, `bench` and `serve` need nothing but the run
-directory. Checkpoints live in `RUN_DIR/checkpoints/` (see `spadekit.train.checkpoint`) and hold state
+directory. Checkpoints live in `RUN_DIR/checkpoints/` (see `spadekit.checkpoints`) and hold state
 dicts under the keys below; a checkpoint made by `spadekit import nvlabs` holds only weights.
 """
 
@@ -78,7 +78,7 @@ def load_generator(run_dir: Path, checkpoint: Path | None = None, use_ema: bool 
 def load_generator_weights(run_dir: Path, checkpoint: Path | None = None,
                            use_ema: bool = True) -> tuple[nn.Module, RunInfo, str]:
     """`load_generator`, and which weights it loaded: "ema", or "generator" (asked for, or no EMA saved)."""
-    from spadekit.train.checkpoint import latest_checkpoint, load_checkpoint
+    from spadekit.checkpoints import latest_checkpoint, load_checkpoint
 
     info = RunInfo.load(run_dir)
     path = checkpoint or latest_checkpoint(run_dir)

@@ -1,4 +1,4 @@
-"""Checkpoints: atomic saves, safe and checked loads, the run directory's checkpoints/ layout, and RNG states.
+"""Checkpoint files: atomic saves, safe and checked loads, and the run directory's checkpoints/ layout.
 
 Every checkpoint spadekit writes carries the sha256 of its contents (key `CHECKSUM`) and every load verifies
 it, so that a bit flipped on a disk or in a copy is refused instead of synthesizing wrong images; checkpoints
@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import random
 import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from spadekit.errors import SpadekitError
@@ -202,37 +200,3 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def rng_states() -> dict:
-    """Every RNG a training step draws from, as tensors and plain values so weights_only loading accepts them."""
-    version, mt_state, gauss_next = random.getstate()
-    name, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
-    states = {
-        "python": {"version": version, "state": torch.tensor(mt_state, dtype=torch.int64), "gauss_next": gauss_next},
-        "numpy": {
-            "name": name,
-            "keys": torch.from_numpy(keys.astype(np.int64)),
-            "pos": int(pos),
-            "has_gauss": int(has_gauss),
-            "cached_gaussian": float(cached_gaussian),
-        },
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def restore_rng_states(states: dict) -> None:
-    """Undo rng_states(): draws after this repeat those made after the states were taken."""
-    py = states["python"]
-    random.setstate((py["version"], tuple(py["state"].tolist()), py["gauss_next"]))
-    npy = states["numpy"]
-    keys = npy["keys"].numpy().astype(np.uint32)
-    np.random.set_state((npy["name"], keys, npy["pos"], npy["has_gauss"], npy["cached_gaussian"]))
-    torch.set_rng_state(states["torch"])
-    if torch.cuda.is_available() and "cuda" in states:
-        # A run resumed on fewer devices restores the ones it has.
-        for index, state in enumerate(states["cuda"][: torch.cuda.device_count()]):
-            torch.cuda.set_rng_state(state, index)
