@@ -5,8 +5,8 @@
 
 For the spade generator (ngf 64, COCO-Stuff's label space: 182 classes + don't-care + instance edges = 184
 input channels, fp32) it prints the median of `repeats` timings, after a warm-up, of
-- the generator forward (eval mode, no grad), with every SPADE's fast path off ("plain") and as by default
-  ("fast": the lookup wherever `spadekit.nn.onehot.one_hot_conv_pays`);
+- the generator forward (eval mode, no grad), every SPADE on the inference fast path (`spadekit.nn.spade_fast`)
+  with its lookups off ("plain") and as by default ("fast": wherever `spadekit.nn.onehot.one_hot_conv_pays`);
 - one training-style step: forward + backward of the generator in train mode;
 - unless --no-ops: the lone conv (label channels -> 128, 3x3) at each resolution the generator uses, forward
   and forward + backward (weight and bias gradients), plain vs lookup;
@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from spadekit.nn.onehot import one_hot_conv2d
 from spadekit.nn.semantics import LabelSpace
 from spadekit.nn.spade import SPADE
+from spadekit.nn.spade_fast import FastSPADE, enable_fast_path
 from spadekit.perf import blocky_semantics
 
 
@@ -59,9 +60,10 @@ def compare(name: str, plain, fast, repeats: int) -> None:
 
 
 def set_fast(model: torch.nn.Module, on: bool | None) -> None:
-    """False: every SPADE's plain conv; None: the lookup where `one_hot_conv_pays` (the default); True: always."""
-    for module in model.modules():
-        if isinstance(module, SPADE):
+    """Every SPADE on the fast path with False: the plain conv; None: the lookup where `one_hot_conv_pays` (the
+    default); True: always."""
+    for module in enable_fast_path(model).modules():
+        if isinstance(module, FastSPADE):
             module.use_one_hot_conv = on
 
 
@@ -132,7 +134,7 @@ def bench_ops(args, space: LabelSpace) -> None:
 def bench_spade(args, space: LabelSpace) -> None:
     """Whole SPADE modules (conv, ReLU, the gamma/beta convs, modulation) at the generator's widths (ngf 64)."""
 
-    def step(spade: SPADE, x: torch.Tensor, semantics: torch.Tensor, fast: bool, backward: bool):
+    def step(spade: FastSPADE, x: torch.Tensor, semantics: torch.Tensor, fast: bool, backward: bool):
         def run():
             spade.use_one_hot_conv = fast
             if backward:
@@ -144,7 +146,7 @@ def bench_spade(args, space: LabelSpace) -> None:
 
     size, norm_nc = args.size, 64
     while size >= 8:
-        spade = SPADE(norm_nc, space.semantic_nc, one_hot_nc=space.one_hot_nc).to(args.device)
+        spade = enable_fast_path(SPADE(norm_nc, space.semantic_nc, one_hot_nc=space.one_hot_nc).to(args.device))
         semantics = blocky_semantics(space, args.batch, size).to(args.device)
         x = torch.randn(args.batch, norm_nc, size, size, device=args.device, requires_grad=True)
         repeats = args.repeats if size >= 128 else 5 * args.repeats

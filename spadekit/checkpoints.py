@@ -17,8 +17,8 @@ from typing import Any
 import torch
 
 from spadekit.errors import SpadekitError
-from spadekit.fileio import atomic_write_text, remove_stale_temps
-from spadekit.weights import load_failure
+from spadekit.fileio import atomic_file, atomic_write_text, remove_stale_temps
+from spadekit.weights import load_weights_only
 
 _STEP_FILE = re.compile(r"step_(\d{8,})\.pt")
 # the temp files of atomic writes into checkpoints/ (save_checkpoint's and fileio.atomic_write_bytes' naming)
@@ -40,19 +40,14 @@ def save_checkpoint(path: Path, state: dict) -> None:
     """
     path = Path(path)
     state = {**state, CHECKSUM: state_sha256(state)}
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     sink = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
+        with atomic_file(path) as f:
             sink = _Sink(f)
             torch.save(state, sink)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
         _fsync_dir(path.parent)
     except BaseException as exc:
-        tmp.unlink(missing_ok=True)
         cause = exc if isinstance(exc, OSError) else getattr(sink, "error", None)
         if cause is None:
             raise
@@ -113,13 +108,8 @@ def load_checkpoint(path: Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise SpadekitError(f"Checkpoint {path} does not exist: check the path, or train a run that saves one.")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise SpadekitError(
-            f"Checkpoint {path} cannot be read ({load_failure(exc)}): it is damaged or not a spadekit checkpoint; "
-            "delete it to fall back to an earlier one, or save it again."
-        ) from exc
+    fix = "it is damaged or not a spadekit checkpoint: delete it to fall back to an earlier one, or save it again"
+    state = load_weights_only(path, f"Checkpoint {path}", fix)
     if not isinstance(state, dict):
         raise SpadekitError(
             f"Checkpoint {path} holds a {type(state).__name__}, not a dict of states: "

@@ -20,24 +20,31 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from spadekit import registry
 from spadekit.errors import SpadekitError
+from spadekit.nn.norm_names import LayerNorm
+from spadekit.preprocess import DEFAULT_MODE, Mode, Preprocess, PreprocessOptions
 from spadekit.toml import tomllib
 
 _SECTION = ConfigDict(extra="forbid")
 Latent = Literal["encode", "prior"]  # bench: z around the paired real image's encoding, or from the prior
 
 
-class DataSection(BaseModel):
+class _DataSource(BaseModel):
     model_config = _SECTION
     shards: Path | None = None
     split: str = "train"
-    preprocess: Literal["resize_and_crop", "fixed", "scale_width_and_crop", "none"] = "resize_and_crop"
-    load_size: int = Field(286, gt=0)
-    crop_size: int = Field(256, gt=0)
-    aspect_ratio: float = Field(1.0, gt=0)
-    flip: bool = True
+    preprocess: Mode = DEFAULT_MODE  # `Preprocess.mode`, named as the official --preprocess_mode
+
+
+# Bases in this order keep the keys in their TOML order: shards, split, preprocess, load_size, ..., flip, batch_size.
+class DataSection(PreprocessOptions, _DataSource):
+    model_config = _SECTION
     batch_size: int = Field(1, gt=0)  # the global batch: split evenly over the training processes
     num_workers: int = Field(4, ge=0)
     use_instance: bool = True  # feed instance edges to the generator when the dataset has instance maps
+
+    def preprocessing(self) -> Preprocess:
+        """The loader's preprocessing of this section."""
+        return Preprocess(mode=self.preprocess, **self.model_dump(include=set(PreprocessOptions.model_fields)))
 
 
 class ModelSection(BaseModel):
@@ -56,10 +63,7 @@ class DiscriminatorSection(BaseModel):
     num_D: int = Field(2, ge=1)
     n_layers: int = Field(4, ge=1)
     ndf: int = Field(64, gt=0)
-    norm: Literal[
-        "spectralinstance", "spectralbatch", "spectralsync_batch", "spectralnone",
-        "instance", "batch", "sync_batch", "none",
-    ] = "spectralinstance"
+    norm: LayerNorm = "spectralinstance"
 
 
 class LossSection(BaseModel):

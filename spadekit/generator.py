@@ -2,13 +2,7 @@
 
 A generator plugin's spec (see `spadekit.registry.PluginSpec`) has an options model (the recipe's
 `[model]` section) and a factory called as `factory(options, context=GeneratorContext(...))`. The
-factory returns an `nn.Module` that:
-
-- maps semantics (B x semantic_nc x H x W, see `spadekit.nn.semantics`) to images in [-1, 1]:
-  `forward(semantics, z=None) -> B x 3 x H x W`, where H, W are the context's image size;
-- has an `encoder` attribute: an `nn.Module` mapping images in [-1, 1] of any size to `(mu, logvar)`
-  (B x z_dim each), or None when the generator takes no latent from images; and a `z_dim` attribute
-  (the latent size, or None when `forward` takes no z).
+factory returns an `nn.Module` that is a `Generator` (the Protocol below; `build_generator` checks it).
 
 The dataset facts come from the shards (never from the recipe), so a plugin never repeats them.
 
@@ -28,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -57,15 +51,32 @@ class GeneratorContext:
         return round(self.crop_size / self.aspect_ratio), self.crop_size
 
 
+@runtime_checkable
+class Generator(Protocol):
+    """What the trainer, inference and the benchmark use of a generator (an nn.Module besides)."""
+
+    # maps images in [-1, 1] of any size to (mu, logvar), B x z_dim each; None: no latent from images
+    encoder: nn.Module | None
+    z_dim: int | None  # the latent size; None when forward takes no z
+
+    def forward(self, semantics: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """Semantics B x semantic_nc x H x W (see spadekit.nn.semantics) -> images B x 3 x H x W in [-1, 1],
+        H, W the context's image size."""
+        ...
+
+
+GENERATOR_MEMBERS = ("encoder", "z_dim", "forward")  # Generator's members, for the error message
+
+
 def build_generator(name: str, options: dict[str, Any], context: GeneratorContext) -> nn.Module:
-    """Build the named generator plugin for `context` and check that it honours the contract."""
-    spec = registry.get("generators", name)
-    generator = spec.build(options, context=context)
-    missing = [attr for attr in ("encoder", "z_dim") if not hasattr(generator, attr)]
-    if not isinstance(generator, nn.Module) or missing:
+    """Build the named generator plugin for `context`; an nn.Module that is a `Generator`, or a SpadekitError."""
+    generator = registry.get("generators", name).build(options, context=context)
+    if not (isinstance(generator, nn.Module) and isinstance(generator, Generator)):
+        missing = [member for member in GENERATOR_MEMBERS if not hasattr(generator, member)]
+        if not isinstance(generator, nn.Module):
+            missing.insert(0, "nn.Module")
         raise SpadekitError(
-            f"Generator plugin {name!r} returned {type(generator).__name__} without "
-            f"{', '.join(missing) or 'nn.Module'}; "
+            f"Generator plugin {name!r} returned {type(generator).__name__} without {', '.join(missing)}; "
             "a generator must be an nn.Module with `encoder` and `z_dim` attributes (see spadekit.generator)."
         )
     return generator

@@ -3,13 +3,14 @@
 Measured, each as the median of `repeats` runs after warm-up:
 - the matmul peak of the device in fp32 and bf16 (a square matmul, GFLOP/s): the roof to read the rest against;
 - the SPADE generator's forward per 256x256 image in the COCO-Stuff configuration (184 input channels, the
-  paper's generator, batch 1) on the fast inference path (`spadekit.inference`), fp32 and bf16, with the
-  achieved GFLOP/s: the model's nominal FLOPs (counted by torch's FlopCounterMode on the plain computation,
-  382 GFLOP) over the time, so table-lookup shortcuts count as if they had done the convolution. The work of
-  the fast path depends on the label map (`spadekit.nn.regions` skips the convolutions inside uniform
-  regions), so it is timed on two: a scene like a painted mask or a segmentation (a toyscapes landscape, its
-  9 classes spread over COCO-Stuff's ids, with instance edges; the `generator_forward_s_*` keys) and a worst
-  case (`*_blocky`: a new random class on every 16x16 block, where region borders cover half the image);
+  paper's generator, batch 1) on the fast inference path as every command prepares it
+  (`spadekit.synthesis.Synthesizer`), fp32 and bf16, with the achieved GFLOP/s: the model's nominal FLOPs
+  (counted by torch's FlopCounterMode on the plain computation, 382 GFLOP) over the time, so table-lookup
+  shortcuts count as if they had done the convolution. The work of the fast path depends on the label map
+  (`spadekit.nn.regions` skips the convolutions inside uniform regions), so it is timed on two: a scene like a
+  painted mask or a segmentation (a toyscapes landscape, its 9 classes spread over COCO-Stuff's ids, with
+  instance edges; the `generator_forward_s_*` keys) and a worst case (`*_blocky`: a new random class on every
+  16x16 block, where region borders cover half the image);
 - one training step (a G update, then a D update: hinge + feature matching, no VGG) of that configuration at
   batch 1, fp32 and bf16;
 - the training loader's samples/s (toyscapes shards at 286 px, random 256 crops and flips, batch 8) with 0
@@ -29,11 +30,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from spadekit import inference
 from spadekit.device import DTYPES, autocast, cpu_has_fast_bf16
 from spadekit.generator import GeneratorContext, build_generator, build_on_meta
 from spadekit.nn.semantics import LabelSpace, to_semantics
-from spadekit.nn.spade import SPADE
+from spadekit.nn.spade_fast import enable_fast_path
+from spadekit.synthesis import Synthesizer
 from spadekit.train import build
 
 COCO_SPACE = LabelSpace(182, dontcare=True, use_instance=True)  # 184 input channels
@@ -99,10 +100,7 @@ def generator_flops(space: LabelSpace = COCO_SPACE, size: int = SIZE) -> float:
     """Nominal FLOPs of one SPADE generator forward (the plain computation), counted on the meta device."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    generator = build_on_meta("spade", {}, GeneratorContext(space, size)).eval()
-    for module in generator.modules():
-        if isinstance(module, SPADE):
-            module.use_one_hot_conv = False
+    generator = build_on_meta("spade", {}, GeneratorContext(space, size)).eval()  # plain SPADE blocks
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         generator(torch.zeros(1, space.semantic_nc, size, size, device="meta"))
     return float(counter.get_total_flops())
@@ -111,9 +109,10 @@ def generator_flops(space: LabelSpace = COCO_SPACE, size: int = SIZE) -> float:
 def generator_forward_s(precision: str, device: torch.device, repeats: int, size: int = SIZE,
                         mask: str = "scene") -> float:
     torch.manual_seed(0)
-    generator = inference.prepare(build_generator("spade", {}, GeneratorContext(COCO_SPACE, size)), device)
+    engine = Synthesizer(build_generator("spade", {}, GeneratorContext(COCO_SPACE, size)), COCO_SPACE, device,
+                         precision)
     semantics = MASKS[mask](COCO_SPACE, 1, size).to(device)
-    return timed(lambda: inference.run(generator, semantics, None, precision), repeats, 2, device)
+    return timed(lambda: engine.forward(semantics, None), repeats, 2, device)
 
 
 def train_step_s(precision: str, device: torch.device, repeats: int, warmup: int = 1,
@@ -127,11 +126,9 @@ def train_step_s(precision: str, device: torch.device, repeats: int, warmup: int
     torch.manual_seed(0)
     context = GeneratorContext(space, size)
     generator = build_generator("spade", {}, context).to(device)
+    if not plain:  # what the trainer runs: one-hot table lookups where they pay (plain: the official computation)
+        enable_fast_path(generator)
     discriminator = build.build_discriminator(recipe, context).to(device)
-    if plain:  # the official computation: no one-hot table lookups
-        for module in generator.modules():
-            if isinstance(module, SPADE):
-                module.use_one_hot_conv = False
     semantics = blocky_semantics(space, batch, size).to(device)
     real = torch.rand(batch, 3, size, size, device=device) * 2 - 1
     if channels_last:

@@ -20,7 +20,8 @@ Optional attributes (read with `getattr`, defaults in brackets):
 
 Every segmenter plugin's options accept `checkpoint` (the weights file). Loading weights is the plugin's job;
 a missing file is a SpadekitError naming it, never random weights. `facts` is given only when a caller builds
-an untrained segmenter to train it (`spadekit segmenter train`); a plugin that cannot be trained says so.
+an untrained segmenter to train it (`spadekit segmenter train --segmenter NAME`): the object built then is a
+`TrainableSegmenter` (below); a plugin that cannot be trained raises a SpadekitError saying so.
 
 Uses: `spadekit prepare flickr` (auto-labelling photos), `spadekit bench` (mIoU of generated images).
 """
@@ -28,20 +29,42 @@ Uses: `spadekit prepare flickr` (auto-labelling photos), `spadekit bench` (mIoU 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import torch
+from torch import nn
 
 from spadekit import registry
 from spadekit.data.manifest import DatasetFacts
 
 
+@runtime_checkable
 class Segmenter(Protocol):
+    """Photos in, class ids out; the optional attributes above are read with `getattr`."""
+
     facts: DatasetFacts
-    file_id_offset: int
-    procedure: str
 
     def predict(self, images: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class TrainableSegmenter(Segmenter, Protocol):
+    """A segmenter that `spadekit segmenter train` can train (see spadekit.segmenter_train)."""
+
+    model: nn.Module  # the network: its parameters are optimized, its train/eval mode set
+
+    def network_size(self, height: int, width: int) -> tuple[int, int]:
+        """(h, w) the network sees for photos of height x width; the train split is resized to it."""
+        ...
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Class scores B x label_nc x h x w at `network_size` for RGB images in [0, 1]; gradients flow."""
+        ...
+
+    def save(self, path: Path, **extra: Any) -> None:
+        """Write the segmenter atomically to `path`, with `extra` (epoch, scores, shards) in the file, so that
+        building the plugin with `checkpoint=path` loads it."""
+        ...
 
 
 def build_segmenter(

@@ -1,4 +1,6 @@
-"""Train an `smp` segmenter on prepared shards (`spadekit segmenter train`).
+"""Train a segmenter plugin on prepared shards (`spadekit segmenter train`): any plugin whose object built
+with `facts` (an untrained network for the shards' classes) is a `spadekit.segmenter.TrainableSegmenter`;
+`smp` by default.
 
 The train split goes through the GAN trainer's loader (spadekit.data.dataset) with preprocess mode
 "fixed": photos (bicubic) and labels (nearest) are resized to the segmenter's network size for the stored
@@ -9,10 +11,10 @@ along a cosine to 0 over the run.
 
 After each epoch the val split is segmented as `predict` does for any caller (photos at their stored
 size, logits upsampled to it) and scored against the stored labels (don't-care pixels ignored); the scores
-are printed and appended to OUT/metrics.jsonl, and OUT/segmenter.pt is written atomically (see
-spadekit_plugins.smp.segmenter for its format; the trainer adds "epoch", "scores" and "shards": the
-shards folder and the sha256 of each shard file in its manifest). The same --seed gives the same weights
-(on the CPU; CUDA kernels may differ run to run).
+are printed and appended to OUT/metrics.jsonl, and OUT/segmenter.pt is written by the segmenter's `save`
+(for smp see spadekit_plugins.smp.segmenter for its format; the trainer adds "epoch", "scores" and
+"shards": the shards folder and the sha256 of each shard file in its manifest). The same --seed gives the
+same weights (on the CPU; CUDA kernels may differ run to run).
 """
 
 from __future__ import annotations
@@ -21,13 +23,15 @@ import json
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from spadekit import registry
 from spadekit.bench.scores import ConfusionMatrix, Scores
 from spadekit.console import console, progress_bar
 from spadekit.data.dataset import ShardDataset, make_loader
@@ -37,17 +41,17 @@ from spadekit.data.sample import Sample
 from spadekit.data.transforms import Preprocess
 from spadekit.errors import SpadekitError
 from spadekit.fileio import atomic_write_text
-from spadekit.segmenter import build_segmenter
+from spadekit.segmenter import TrainableSegmenter, build_segmenter
 
 CHECKPOINT_NAME = "segmenter.pt"
 METRICS_NAME = "metrics.jsonl"
-SIZE_MULTIPLE = 32
 
 
 @dataclass(frozen=True)
 class SegmenterTrainJob:
     shards: Path
     out: Path
+    # these four set the plugin's options of the same name (size: input_size) where it has them
     arch: str = "unet"
     encoder: str = "resnet18"
     encoder_weights: str | None = None
@@ -59,17 +63,26 @@ class SegmenterTrainJob:
     seed: int = 0
     device: str = "auto"  # auto, cpu, cuda or cuda:N
     force: bool = False
+    segmenter: str = "smp"  # the plugin to train
+    options: dict[str, Any] = field(default_factory=dict)  # more of its options; override the four above
+
+    def plugin_options(self) -> dict[str, Any]:
+        """The options the segmenter plugin is built with."""
+        flags = {"arch": self.arch, "encoder": self.encoder, "encoder_weights": self.encoder_weights,
+                 "input_size": self.size}
+        known = registry.get("segmenters", self.segmenter).options.model_fields
+        return {**{key: value for key, value in flags.items() if key in known}, **self.options}
 
 
 def train_segmenter(job: SegmenterTrainJob) -> Scores:
     """Train, validate after every epoch, save OUT/segmenter.pt; return the last epoch's val scores."""
     manifest = Manifest.load(job.shards)
-    checkpoint = _check_job(job)
+    options = job.plugin_options()
+    checkpoint = _check_job(job, options)
     device = resolve_device(job.device)
     val = SplitReader(job.shards, "val", manifest)
     torch.manual_seed(job.seed)  # the network's initial weights
-    options = {"arch": job.arch, "encoder": job.encoder, "encoder_weights": job.encoder_weights, "input_size": job.size}
-    segmenter = build_segmenter("smp", options=options, device=device, facts=manifest.dataset)
+    segmenter = _build_trainable(job.segmenter, options, device, manifest)
     net_h, net_w = segmenter.network_size(*_stored_size(job.shards, manifest))
     loader = _train_loader(job, (net_h, net_w), device)
     optimizer, schedule = _optimizer(segmenter.model, job.lr, job.epochs * loader.batches_per_epoch)
@@ -77,8 +90,8 @@ def train_segmenter(job: SegmenterTrainJob) -> Scores:
     metrics = job.out / METRICS_NAME
     atomic_write_text(metrics, "")  # a new run starts a new log
     console.print(
-        f"training {job.arch}/{job.encoder} on {job.shards} ({len(loader.dataset)} train, {len(val)} val) "
-        f"at {net_w}x{net_h} on {device} -> {checkpoint}",
+        f"training {job.segmenter} ({_describe(options)}) on {job.shards} "
+        f"({len(loader.dataset)} train, {len(val)} val) at {net_w}x{net_h} on {device} -> {checkpoint}",
         highlight=False,
     )
     with progress_bar("img") as bar:
@@ -99,6 +112,22 @@ def train_segmenter(job: SegmenterTrainJob) -> Scores:
     return scores
 
 
+def _build_trainable(name: str, options: dict[str, Any], device: torch.device, manifest: Manifest):
+    """An untrained segmenter for the shards' classes, or a SpadekitError when the plugin cannot be trained."""
+    segmenter = build_segmenter(name, options=options, device=device, facts=manifest.dataset)
+    if not isinstance(segmenter, TrainableSegmenter):
+        missing = [m for m in ("model", "network_size", "logits", "save") if not hasattr(segmenter, m)]
+        raise SpadekitError(
+            f"Segmenter {name!r} cannot be trained by spadekit: it has no {', '.join(missing)} "
+            "(see spadekit.segmenter.TrainableSegmenter); use segmenter 'smp' to train a segmenter."
+        )
+    return segmenter
+
+
+def _describe(options: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in options.items() if value is not None)
+
+
 def _ignore_index(manifest: Manifest) -> int:
     """The loader maps the don't-care id to label_nc; -100 (cross_entropy's default) when there is none."""
     facts = manifest.dataset
@@ -107,7 +136,8 @@ def _ignore_index(manifest: Manifest) -> int:
 
 def _log_epoch(metrics: Path, epoch: int, loss: float, scores: Scores, seconds: float) -> None:
     """Append the epoch's line to metrics.jsonl and print it."""
-    record = {"epoch": epoch, "loss": loss, "val_miou": scores.miou, "val_pixel_accuracy": scores.pixel_accuracy}
+    # val_miou, val_pixel_accuracy: the checkpoint's "scores" keys (MIOU, SEGMENTER_ACCURACY), so the two agree
+    record = {"epoch": epoch, "loss": loss, **{f"val_{key}": value for key, value in scores.as_dict().items()}}
     with open(metrics, "a", encoding="utf-8") as f:
         f.write(json.dumps({**record, "seconds": round(seconds, 2)}) + "\n")
     console.print(
@@ -126,7 +156,7 @@ def _optimizer(model: torch.nn.Module, lr: float, total_steps: int):
     return optimizer, schedule
 
 
-def _train_step(segmenter, batch: dict, optimizer, schedule, ignore_index: int) -> float:
+def _train_step(segmenter: TrainableSegmenter, batch: dict, optimizer, schedule, ignore_index: int) -> float:
     logits = segmenter.logits((batch["image"] + 1) / 2)  # the loader gives [-1, 1], the segmenter takes [0, 1]
     loss = F.cross_entropy(logits, batch["label"][:, 0], ignore_index=ignore_index)
     optimizer.zero_grad(set_to_none=True)
@@ -136,10 +166,9 @@ def _train_step(segmenter, batch: dict, optimizer, schedule, ignore_index: int) 
     return loss.item()
 
 
-def _check_job(job: SegmenterTrainJob) -> Path:
+def _check_job(job: SegmenterTrainJob, options: dict[str, Any]) -> Path:
     """The checkpoint path, after refusing settings that cannot work and an existing segmenter.pt."""
-    if job.size % SIZE_MULTIPLE or job.size < SIZE_MULTIPLE:
-        raise SpadekitError(f"--size {job.size} is not a positive multiple of {SIZE_MULTIPLE}; use e.g. 64 or 256.")
+    registry.get("segmenters", job.segmenter).parse_options(options)  # bad options fail before any work
     if job.epochs < 1 or job.batch_size < 1 or job.lr <= 0:
         raise SpadekitError("--epochs and --batch-size must be at least 1 and --lr positive.")
     checkpoint = job.out / CHECKPOINT_NAME

@@ -1,12 +1,8 @@
-"""Synthesis from painted masks with a trained run: the engine behind `spadekit synth` (and the painting page).
+"""`spadekit synth`'s work: find the run, plan the output files, paint mask files in batches, write them.
 
-`Painter` holds a run's generator on the fast inference path (`spadekit.inference`) and turns label maps
-into images. Latents, for a generator with an image encoder (VAE):
-- with a style photo (any size and aspect: the encoder resizes it), the photo's encoding: its mean for one
-  sample (the paper's guided synthesis, Figure 1), draws around it (mean + std * noise) for several;
-- without one, draws from the prior N(0, I) (multi-modal synthesis);
-all from one generator seeded by `seed`, in the order masks x samples, so a command is reproducible.
-A generator without an encoder takes no latent: one image per mask.
+The painting itself is `spadekit.synthesis.Synthesizer`'s; this module reads the masks (and instance maps)
+from disk, keeps the masks x samples order of the latent draws, and writes one PNG per sample or a row of
+samples per mask.
 """
 
 from __future__ import annotations
@@ -16,92 +12,89 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor
+from PIL import Image
 
-from spadekit import inference
 from spadekit.checkpoints import latest_checkpoint
-from spadekit.data.edges import instance_edges
-from spadekit.device import check_precision, resolve_precision
+from spadekit.console import progress
 from spadekit.errors import SpadekitError
-from spadekit.images import to_uint8
-from spadekit.masks import resize_nearest
-from spadekit.nn.semantics import to_semantics
-from spadekit.run_info import RunInfo, load_generator
+from spadekit.imageio import save_png
+from spadekit.images import tile
+from spadekit.masks import read_instance, read_mask
+from spadekit.run_info import RunInfo
+from spadekit.synthesis import Style, Synthesizer, seeded
 
 RUNS = Path("runs")
 
 
 @dataclass(frozen=True)
-class Style:
-    """A style photo's encoding: mean and log-variance of its latent, each z_dim."""
+class MaskJob:
+    """What to paint: mask files, their output files, and how."""
 
-    mu: Tensor
-    logvar: Tensor
+    masks: list[Path]
+    targets: dict[Path, list[Path]]  # per mask: one file per sample, or one file holding them as a row
+    n: int = 1
+    seed: int = 0
+    instance: Path | None = None  # an instance map, or a folder of them named as the masks
+    folder: bool = False  # the masks came from a folder
+    keep_size: bool = False
+    batch_size: int = 8
 
 
-class Painter:
-    """A run's generator, ready to paint: `paint(labels, instances, z)` -> uint8 images."""
+def paint_masks(engine: Synthesizer, job: MaskJob, style: Style | None) -> None:
+    """Paint every mask file in batches (latents drawn in the order masks x samples) into its target files."""
+    rng, n = seeded(job.seed), job.n
+    with progress("synth", len(job.masks), "mask") as advance:
+        for start in range(0, len(job.masks), job.batch_size):
+            chunk = job.masks[start : start + job.batch_size]
+            labels = [read_mask(p, engine.info.facts) for p in chunk]
+            instances = [instance_for(p, job.instance, job.folder) for p in chunk]
+            images = engine.paint_maps(labels, instances, n, style, rng)
+            for i, path in enumerate(chunk):
+                samples = images[i * n : (i + 1) * n].permute(0, 2, 3, 1).numpy()
+                if job.keep_size:
+                    samples = [resize_bicubic(s, labels[i].shape) for s in samples]
+                write_samples(job.targets[path], list(samples))
+            advance(len(chunk))
 
-    def __init__(self, run_dir: Path, checkpoint: Path | None = None, device: torch.device | str = "cpu",
-                 precision: str = "auto"):
-        self.device = torch.device(device)
-        self.precision = resolve_precision(precision, self.device)
-        check_precision(self.precision, self.device, "--precision")
-        self.run_dir = Path(run_dir)
-        self.checkpoint = checkpoint or latest_checkpoint(self.run_dir)
-        generator, self.info = load_generator(self.run_dir, self.checkpoint)
-        self.generator = inference.prepare(generator, self.device)
 
-    @property
-    def size(self) -> tuple[int, int]:
-        """(height, width) of the images the generator makes."""
-        return self.info.context.image_size
+def output_targets(given: Path, masks: list[Path], n: int, out: Path | None) -> dict[Path, list[Path]]:
+    """Output file(s) per mask: one PNG (a grid when n > 1) for a single mask and a .png --out; else a folder
+    holding <mask stem>.png, or <mask stem>_<k>.png for several samples."""
+    single = not given.is_dir()
+    if out is None:
+        out = Path(f"{given.stem}_synth.png") if single else Path(f"{given.name}_synth")
+    if single and out.suffix.lower() == ".png":
+        return {masks[0]: [out]}
+    if out.suffix:
+        raise SpadekitError(f"--out {out} must be a folder (no suffix) for a folder of masks, or a .png file.")
+    names = ([f"{m.stem}.png"] if n == 1 else [f"{m.stem}_{k}.png" for k in range(n)] for m in masks)
+    return {m: [out / name for name in group] for m, group in zip(masks, names, strict=True)}
 
-    @property
-    def takes_latent(self) -> bool:
-        return bool(getattr(self.generator, "z_dim", None))
 
-    @property
-    def encodes_style(self) -> bool:
-        return self.takes_latent and self.generator.encoder is not None
+def write_samples(paths: list[Path], images: list[np.ndarray]) -> None:
+    """One file per sample, or one file holding the samples as a row with white gaps."""
+    if len(paths) == len(images):
+        for path, image in zip(paths, images, strict=True):
+            save_png(path, image)
+        return
+    row = tile([[torch.from_numpy(image).permute(2, 0, 1) for image in images]])
+    save_png(paths[0], row.permute(1, 2, 0).numpy())
 
-    @torch.no_grad()
-    def encode_style(self, photo: np.ndarray) -> Style:
-        """uint8 H x W x 3 photo of any size -> its latent's mean and log-variance."""
-        if not self.encodes_style:
-            raise SpadekitError(f"Run {self.run_dir}'s generator ({self.info.generator}) has no image encoder, so "
-                                "it cannot take a style photo; drop --style, or train with model.use_vae = true.")
-        image = torch.from_numpy(photo.copy()).permute(2, 0, 1)[None].to(self.device)
-        mu, logvar = self.generator.encoder(image.float() / 127.5 - 1)
-        return Style(mu[0].float(), logvar[0].float())
 
-    def latents(self, n: int, style: Style | None, rng: torch.Generator) -> Tensor | None:
-        """n latents (n x z_dim): the style's mean (n = 1) or draws around it, else draws from the prior."""
-        if not self.takes_latent:
-            return None
-        noise = torch.randn(n, self.generator.z_dim, generator=rng).to(self.device)
-        if style is None:
-            return noise
-        if n == 1:
-            return style.mu[None]
-        return style.mu + noise * torch.exp(0.5 * style.logvar)
+def instance_for(mask: Path, instance: Path | None, folder: bool) -> np.ndarray | None:
+    """The instance map for `mask`: the --instance file, or its namesake in the --instance folder (a mask of a
+    folder without one gets None: its class borders are the edges)."""
+    if instance is None:
+        return None
+    path = instance / mask.name if instance.is_dir() else instance
+    if folder and not instance.is_dir():
+        raise SpadekitError("--instance must be a folder of instance maps named as the masks when MASK is a folder.")
+    return read_instance(path) if path.is_file() or not folder else None
 
-    def semantics(self, labels: list[np.ndarray], instances: list[np.ndarray | None]) -> Tensor:
-        """Label maps (class ids, the don't-care id allowed) and optional instance maps of any size -> the
-        generator's input at its size. Without an instance map the label map gives the edges (class borders)."""
-        facts, size = self.info.facts, self.size
-        label = torch.stack([torch.from_numpy(resize_nearest(m, size)).long() for m in labels])[:, None].to(self.device)
-        if facts.dontcare_id is not None:
-            label = torch.where(label == facts.dontcare_id, facts.label_nc, label)
-        instance = torch.stack([
-            torch.from_numpy(resize_nearest(inst, size)) if inst is not None else lab[0].cpu()
-            for inst, lab in zip(instances, label, strict=True)
-        ])[:, None].to(self.device)
-        return to_semantics(label, instance_edges(instance), self.info.space)
 
-    def paint(self, semantics: Tensor, z: Tensor | None) -> Tensor:
-        """uint8 images B x 3 x H x W (CPU) for B semantics and B latents (or None)."""
-        return to_uint8(inference.run(self.generator, semantics, z, self.precision))
+def resize_bicubic(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The generated image at the mask's (height, width), bicubic."""
+    return np.asarray(Image.fromarray(image).resize((shape[1], shape[0]), Image.BICUBIC))
 
 
 def most_recent_run(root: Path = RUNS) -> Path:

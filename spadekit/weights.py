@@ -5,7 +5,8 @@ file that its repository released, as it is. `find_weights` looks where a user w
 (a file, or a folder holding the file), then the torch hub cache (`$TORCH_HOME/hub/checkpoints`, where
 `torch.hub.load_state_dict_from_url` saves downloads). Nothing is downloaded, and random weights are never
 substituted: a missing file is one sentence naming it, where it was looked for and where it is published.
-`read_state_dict` loads with `weights_only=True` (tensors, no code) and `load_into` loads strictly, naming any
+`load_weights_only` is spadekit's one `torch.load`: `weights_only=True` (tensors and plain values, no code), a
+failure one sentence. `read_state_dict` reads a state dict through it and `load_into` loads strictly, naming any
 missing, unexpected or mis-shaped key.
 """
 
@@ -60,11 +61,7 @@ def read_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
     """A state dict of tensors loaded onto the CPU with `weights_only=True`; a DataParallel `module.` prefix
     is stripped."""
     path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise SpadekitError(f"{path} cannot be read as a PyTorch state dict ({load_failure(exc)}); download it "
-                            "again.") from None
+    state = load_weights_only(path, f"PyTorch state dict {path}", "download it again")
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]  # a training checkpoint wrapping the weights
     if not isinstance(state, dict) or not state or not all(
@@ -74,6 +71,15 @@ def read_state_dict(path: Path | str) -> dict[str, torch.Tensor]:
     if all(key.startswith("module.") for key in state):
         return {key.removeprefix("module."): value for key, value in state.items()}
     return dict(state)
+
+
+def load_weights_only(path: Path | str, what: str, fix: str) -> object:
+    """`torch.load(path)` onto the CPU unpickling only tensors and plain values (never code); a file that cannot
+    be read is the sentence "`what` cannot be read (why); `fix`." """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling errors come in many types
+        raise SpadekitError(f"{what} cannot be read ({load_failure(exc)}); {fix}.") from exc
 
 
 def load_failure(exc: Exception) -> str:

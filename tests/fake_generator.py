@@ -2,7 +2,7 @@
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from spadekit.registry import PluginSpec
+from spadekit.plugin import PluginSpec
 
 
 class ToyGenOptions(BaseModel):

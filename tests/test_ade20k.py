@@ -15,7 +15,6 @@ from spadekit.data.prepare import prepare
 from spadekit.data.reader import SplitReader
 from spadekit.data.sample import SkipSample
 from spadekit.errors import SpadekitError
-from tests.conftest import run_cli
 
 W, H = 24, 16
 # stem -> (scene, what the fixture holds); all but "image only", "annotation only" and "corrupt" are usable
@@ -87,7 +86,7 @@ def _no_partial_shards(out: Path) -> bool:
     return not list(out.glob("*.h5")) and not list(out.glob(".*.tmp*"))
 
 
-def test_prepare_and_export_keep_ade20k_pixels_exactly(fixture_root, tmp_path):
+def test_prepare_and_export_keep_ade20k_pixels_exactly(fixture_root, tmp_path, cli):
     out, files = tmp_path / "shards", tmp_path / "files"
     summary = prepare("ade20k", out, src=fixture_root, settings={"shard_size": 2})
     facts = summary.facts
@@ -101,7 +100,7 @@ def test_prepare_and_export_keep_ade20k_pixels_exactly(fixture_root, tmp_path):
     assert "annotation without its image" in skipped["ADE_train_00000006"]
     assert "ADE_train_00000007.jpg is not a readable image" in skipped["ADE_train_00000007"]
 
-    run_cli("data", "export", str(out), "--out", str(files))
+    cli("data", "export", str(out), "--out", str(files))
     exported = 0
     for stem in sorted(set(FILES) - SKIPPED):
         split = "train" if "_train_" in stem else "val"

@@ -1,6 +1,6 @@
 """`spadekit bench` under Table 1's protocol on a Cityscapes-layout run: the paper recipe's segmenter (DRN-D-105,
 its published file's layout with random weights), the labelIds scored through the trainIds, the raw generator,
-and the published SPADE row beside the measured one."""
+and the published SPADE row beside the measured one. The command runs in-process (tests/conftest.py `cli`)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from spadekit.config import load_recipe
 from spadekit.data.prepare import prepare
 from spadekit.train.loop import TrainJob, train
 from spadekit_plugins.drn.network import DRNSeg
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO
 from tests.test_cityscapes import _write
 
 TINY_CITYSCAPES = {
@@ -47,9 +47,9 @@ def cache(tmp_path) -> dict[str, str]:
     return {"SPADEKIT_CACHE": str(tmp_path / "cache"), "TORCH_HOME": str(tmp_path / "torch")}
 
 
-def test_the_paper_recipe_scores_with_drn_on_trainids_and_the_raw_generator(paper_run, cache, tmp_path):
-    proc = run_cli("bench", str(paper_run["run"]), "--segmenter-ckpt", str(paper_run["drn"]),
-                   "--json", str(tmp_path / "out.json"), env=cache)
+def test_the_paper_recipe_scores_with_drn_on_trainids_and_the_raw_generator(paper_run, cache, tmp_path, cli):
+    proc = cli("bench", str(paper_run["run"]), "--segmenter-ckpt", str(paper_run["drn"]),
+               "--json", str(tmp_path / "out.json"), env=cache)
     result = json.loads((tmp_path / "out.json").read_text())["runs"][0]
     protocol = result["protocol"]
     assert protocol["segmenter"] == "drn" and protocol["segmenter_classes"] == 19
@@ -67,20 +67,20 @@ def test_the_paper_recipe_scores_with_drn_on_trainids_and_the_raw_generator(pape
         assert text in proc.stdout, text
 
 
-def test_ema_weights_and_an_upsampled_segmentation_are_protocol_fields(paper_run, cache, tmp_path):
-    run_cli("bench", str(paper_run["run"]), "--segmenter-ckpt", str(paper_run["drn"]), "--json",
-            str(tmp_path / "out.json"), "--set", "bench.generator_weights=ema", "--set",
-            "bench.segment_resolution=[128, 64]", env=cache)
+def test_ema_weights_and_an_upsampled_segmentation_are_protocol_fields(paper_run, cache, tmp_path, cli):
+    cli("bench", str(paper_run["run"]), "--segmenter-ckpt", str(paper_run["drn"]), "--json",
+        str(tmp_path / "out.json"), "--set", "bench.generator_weights=ema", "--set",
+        "bench.segment_resolution=[128, 64]", env=cache)
     protocol = json.loads((tmp_path / "out.json").read_text())["runs"][0]["protocol"]
     assert protocol["generator_weights"] == "ema" and protocol["segment_resolution"] == [128, 64]
 
 
-def test_without_the_published_drn_file_miou_is_not_computed_and_says_where_to_get_it(paper_run, cache, tmp_path):
-    run_cli("bench", str(paper_run["run"]), "--json", str(tmp_path / "out.json"), env=cache)
+def test_without_the_published_drn_file_miou_is_not_computed_and_says_where_to_get_it(paper_run, cache, tmp_path, cli):
+    cli("bench", str(paper_run["run"]), "--json", str(tmp_path / "out.json"), env=cache)
     result = json.loads((tmp_path / "out.json").read_text())["runs"][0]
     assert result["scores"]["miou"] is None
     reason = result["not_computed"]["miou"]
     assert "drn-d-105_ms_cityscapes.pth" in reason and "torch hub cache" in reason and "http" in reason
-    proc = run_cli("bench", str(paper_run["run"]), "--segmenter-ckpt", str(tmp_path / "none.pth"), env=cache,
-                   check=False)
+    proc = cli("bench", str(paper_run["run"]), "--segmenter-ckpt", str(tmp_path / "none.pth"), env=cache,
+               check=False)
     assert proc.returncode == 1 and "none.pth" in proc.stderr and "Traceback" not in proc.stderr

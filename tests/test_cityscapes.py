@@ -15,7 +15,6 @@ from spadekit.data.prepare import prepare
 from spadekit.data.reader import SplitReader
 from spadekit.data.sample import SkipSample
 from spadekit.errors import SpadekitError
-from tests.conftest import run_cli
 
 W, H = 64, 32
 # labelIds: 0 unlabeled, 7 road, 8 sidewalk, 11 building, 21 vegetation, 23 sky, 24 person, 26 car
@@ -84,7 +83,7 @@ def _source(root: Path, **options):
     return registry.get("datasets", "cityscapes").build(options, src=root)
 
 
-def test_prepare_and_export_keep_cityscapes_pixels_exactly(fixture_root, tmp_path):
+def test_prepare_and_export_keep_cityscapes_pixels_exactly(fixture_root, tmp_path, cli):
     out, files = tmp_path / "shards", tmp_path / "files"
     summary = prepare("cityscapes", out, src=fixture_root, settings={"shard_size": 2})
     assert summary.complete and summary.facts.label_nc == 35 and summary.facts.dontcare_id is None
@@ -95,7 +94,7 @@ def test_prepare_and_export_keep_cityscapes_pixels_exactly(fixture_root, tmp_pat
     assert "aachen_000001_000019_leftImg8bit.png" in skipped["aachen_000001_000019"]
     assert "without their image" in skipped["bochum_000002_000313"]
 
-    run_cli("data", "export", str(out), "--out", str(files))
+    cli("data", "export", str(out), "--out", str(files))
     exported = 0
     for split, folder in (("train", fixture_root / "gtFine/train"), ("val", fixture_root / "gtFine/val")):
         for label_png in folder.glob("*/*_gtFine_labelIds.png"):

@@ -15,7 +15,6 @@ from spadekit import registry
 from spadekit.data.prepare import prepare
 from spadekit.data.sample import SkipSample
 from spadekit.errors import SpadekitError
-from tests.conftest import run_cli
 
 W, H = 32, 24
 SKY, GRASS, UNLABELED = 156, 123, 255  # stuffthingmaps values of sky-other, grass, unlabeled
@@ -165,7 +164,7 @@ def _png(path: Path) -> np.ndarray:
         return np.asarray(im)
 
 
-def test_prepare_and_export_give_back_labels_and_instances(fixture_root, tmp_path):
+def test_prepare_and_export_give_back_labels_and_instances(fixture_root, tmp_path, cli):
     out, files = tmp_path / "shards", tmp_path / "files"
     summary = prepare("coco-stuff", out, src=fixture_root, settings={"shard_size": 2})
     facts = summary.facts
@@ -178,7 +177,7 @@ def test_prepare_and_export_give_back_labels_and_instances(fixture_root, tmp_pat
     assert f"{_stem(49)}.jpg is not a readable image" in skipped[_stem(49)]
     assert "no stuffthingmaps label" in skipped[_stem(285)]
 
-    run_cli("data", "export", str(out), "--out", str(files))
+    cli("data", "export", str(out), "--out", str(files))
     exported = 0
     for split, image_id, *_ in FILES:
         key = _stem(image_id)
@@ -267,12 +266,12 @@ def test_a_label_id_beyond_the_classes_stops_prepare(fixture_root, tmp_path):
     _assert_no_shard_written(out)
 
 
-def test_a_truncated_instances_json_names_the_file(fixture_root, tmp_path):
+def test_a_truncated_instances_json_names_the_file(fixture_root, tmp_path, cli):
     root = _copy(fixture_root, tmp_path)
     path = root / "annotations" / "instances_val2017.json"
     path.write_bytes(path.read_bytes()[:100])
     out = tmp_path / "out"
-    proc = run_cli("prepare", "coco-stuff", "--src", str(root), "--out", str(out), "--splits", "val", check=False)
+    proc = cli("prepare", "coco-stuff", "--src", str(root), "--out", str(out), "--splits", "val", check=False)
     assert proc.returncode != 0
     message = " ".join((proc.stdout + proc.stderr).split())  # undo the console's line wrapping
     assert "instances_val2017.json is truncated or not valid JSON" in message

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -17,10 +19,18 @@ TINY_DEMO = DemoSettings(
     })
 
 
-def test_the_demo_runs_end_to_end_and_resumes(tmp_path):
-    out = tmp_path / "demo"
+@pytest.fixture(scope="module")
+def finished_demo(tmp_path_factory) -> tuple[Path, Path, list[str]]:
+    """One tiny demo run to the end, shared by the module: (its folder, the report, what it said). Tests that
+    change it work on a copy."""
+    out = tmp_path_factory.mktemp("demo") / "demo"
     said: list[str] = []
     report = run_demo(out, TINY_DEMO, said.append)
+    return out, report, said
+
+
+def test_the_demo_runs_end_to_end_and_resumes(finished_demo):
+    out, report, said = finished_demo
     state = json.loads((out / "demo.json").read_text())
     assert list(state["steps"]) == ["prepare", "segmenter", "train", "bench", "synth", "report"]
     assert state["steps"]["train"]["steps"] == 3
@@ -44,9 +54,8 @@ def test_the_demo_runs_end_to_end_and_resumes(tmp_path):
         run_demo(out, DemoSettings(minutes=1), said.append)
 
 
-def test_an_unfinished_step_is_run_again_and_later_ones_follow(tmp_path):
-    out = tmp_path / "demo"
-    run_demo(out, TINY_DEMO, lambda line: None)
+def test_an_unfinished_step_is_run_again_and_later_ones_follow(finished_demo, tmp_path):
+    out = Path(shutil.copytree(finished_demo[0], tmp_path / "demo"))  # a demo run to the end, as run_demo leaves it
     state = json.loads((out / "demo.json").read_text())
     for step in ("synth", "report"):
         del state["steps"][step]

@@ -21,11 +21,8 @@ import pytest
 from PIL import Image
 
 from spadekit.cli import main
-from spadekit.config import load_recipe
 from spadekit.imageio import save_png
-from spadekit.train.loop import TrainJob, train
 from tests.test_serve import serving
-from tests.test_train import TINY
 
 
 def _cli(capsys, *args: str) -> tuple[int, str]:
@@ -50,12 +47,8 @@ def _header_only_png(path: Path, width: int, height: int) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def tiny_run(toy_shards, tmp_path_factory) -> Path:
-    """A VAE SPADE run of 2 steps (the tests need its shape, not its quality)."""
-    run = tmp_path_factory.mktemp("faults") / "run"
-    train(TrainJob(load_recipe(None, {**TINY, "data.shards": str(toy_shards), "train.max_steps": 2}), run))
-    return run
+# `tiny_run` (tests/conftest.py): a VAE SPADE run of 2 steps, shared by the session (the tests need its shape,
+# not its quality).
 
 
 # 1. usage errors: click's usage paragraph and exit 2, whichever click typer raises
@@ -225,9 +218,9 @@ class _Counting:
 @pytest.fixture(scope="module")
 def capped_server(tiny_run):
     from spadekit.serve.app import create_app
-    from spadekit.synth import Painter
+    from spadekit.synthesis import Synthesizer
 
-    counting = _Counting(create_app(Painter(tiny_run, precision="fp32"), max_upload_bytes=100_000))
+    counting = _Counting(create_app(Synthesizer.load(tiny_run, precision="fp32"), max_upload_bytes=100_000))
     with serving(counting) as base:
         yield base, counting
 

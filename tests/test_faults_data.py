@@ -25,7 +25,6 @@ from pydantic import BaseModel, ConfigDict
 from spadekit.data import DatasetFacts, Sample, SkipSample
 from spadekit.errors import SpadekitError
 from spadekit.registry import PluginSpec
-from tests.conftest import run_cli
 
 TINY = {"num_train": 4, "num_val": 2, "size": 64, "shard_size": 2}
 
@@ -158,13 +157,13 @@ def checksums(out: Path) -> dict[str, str]:
 # --- 1. exact readers verify the shards ----------------------------------------------------------------
 
 
-def test_export_and_show_refuse_a_flipped_pixel_byte(toy_shards, tmp_path):
+def test_export_and_show_refuse_a_flipped_pixel_byte(toy_shards, tmp_path, capsys):
     copy = damaged_copy(toy_shards, tmp_path, "pixel")
     for args in (("data", "export", str(copy), "--out", str(tmp_path / "files")),
                  ("data", "show", str(copy), "--out", str(tmp_path / "grid.png"))):
-        proc = run_cli(*args, check=False)
-        line = one_sentence(proc.stderr)
-        assert proc.returncode == 1
+        code, err = cli(capsys, *args)  # in this process
+        line = one_sentence(err)
+        assert code == 1
         assert "train-00000-of-00003.h5" in line and "sha256" in line and "spadekit data verify" in line
     assert not (tmp_path / "files").exists() and not (tmp_path / "grid.png").exists()
 
@@ -315,12 +314,12 @@ def test_split_with_every_file_skipped_stops_prepare_and_resumes_once_fixed(brok
     assert all(check.ok for check in verify(out))  # the empty first shard is sound
 
 
-def test_cli_reports_the_empty_split_in_one_sentence(broken_src, tmp_path):
+def test_cli_reports_the_empty_split_in_one_sentence(broken_src, tmp_path, capsys, monkeypatch):
     (broken_src / "broken.txt").write_text("e f")
-    env = {"SPADEKIT_PLUGINS": "broken=tests.test_faults_data:broken"}
-    proc = run_cli("prepare", "broken", "--src", str(broken_src), "--out", str(tmp_path / "s"), check=False, env=env)
-    assert proc.returncode == 1
-    assert "Every source file of split 'val' was skipped (2 of 2" in one_sentence(proc.stderr)
+    monkeypatch.setenv("SPADEKIT_PLUGINS", "broken=tests.test_faults_data:broken")
+    code, err = cli(capsys, "prepare", "broken", "--src", str(broken_src), "--out", str(tmp_path / "s"))
+    assert code == 1
+    assert "Every source file of split 'val' was skipped (2 of 2" in one_sentence(err)
 
 
 def test_show_and_verify_agree_on_a_split_without_samples(tmp_path):

@@ -29,7 +29,7 @@ from spadekit.errors import SpadekitError
 from spadekit.imageio import save_png
 from spadekit.train import distributed
 from spadekit.train.loop import TrainJob, train
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO
 from tests.test_bench import _random_inception
 from tests.test_train import TINY, _write_recipe
 
@@ -68,12 +68,10 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.fixture(scope="module")
-def run(toy_shards, tmp_path_factory) -> Path:
-    """A 2-step run; tests that change it work on a copy (`_copy`)."""
-    path = tmp_path_factory.mktemp("faults") / "run"
-    train(TrainJob(_recipe(toy_shards, **{"train.max_steps": 2}), path))
-    return path
+@pytest.fixture()
+def run(tiny_run) -> Path:
+    """The session's 2-step run (tests/conftest.py `tiny_run`); tests that change it work on a copy (`_copy`)."""
+    return tiny_run
 
 
 def _copy(run: Path, tmp_path: Path) -> Path:
@@ -94,30 +92,30 @@ def inception(tmp_path_factory) -> Path:
 
 # ------------------------------------------------------------------ 1. nothing unpickled with code execution
 
-def test_fid_weights_that_would_run_code_are_refused_before_anything_is_written(run, tmp_path, cache):
+def test_fid_weights_that_would_run_code_are_refused_before_anything_is_written(run, tmp_path, cache, cli):
     copy, marker = _copy(run, tmp_path), tmp_path / "marker"
     evil = _plant_code(tmp_path / "evil.pth", marker)
     before = _snapshot(copy)
-    proc = run_cli("bench", str(copy), "--fid-weights", str(evil), check=False)
+    proc = cli("bench", str(copy), "--fid-weights", str(evil), check=False)
     _one_sentence(proc, str(evil))
     assert not marker.exists()
     assert _snapshot(copy) == before
 
 
-def test_fid_weights_named_by_the_run_config_that_would_run_code_are_refused(run, tmp_path, cache):
+def test_fid_weights_named_by_the_run_config_that_would_run_code_are_refused(run, tmp_path, cache, cli):
     copy, marker = _copy(run, tmp_path), tmp_path / "marker"
     evil = _plant_code(tmp_path / "evil.pth", marker)
     config = copy / "config.toml"
     config.write_text(config.read_text().replace("[bench]\n", f'[bench]\nfid_weights = "{evil}"\n'))
-    proc = run_cli("bench", str(copy), check=False)
+    proc = cli("bench", str(copy), check=False)
     _one_sentence(proc, str(evil))
     assert not marker.exists()
 
 
-def test_fid_weights_of_random_bytes_are_one_sentence(run, tmp_path, cache):
+def test_fid_weights_of_random_bytes_are_one_sentence(run, tmp_path, cache, cli):
     junk = tmp_path / "junk.pth"
     junk.write_bytes(np.random.default_rng(0).bytes(4096))
-    proc = run_cli("bench", str(_copy(run, tmp_path)), "--fid-weights", str(junk), check=False)
+    proc = cli("bench", str(_copy(run, tmp_path)), "--fid-weights", str(junk), check=False)
     _one_sentence(proc, str(junk))
 
 
@@ -154,7 +152,7 @@ def test_a_planted_fid_feature_cache_is_never_unpickled_and_is_rebuilt(tmp_path,
 
 # ------------------------------------------------------------------ 2. a refused command changes nothing
 
-def test_a_refused_resume_on_changed_shards_leaves_the_run_as_it_was(run, toy_shards, tmp_path):
+def test_a_refused_resume_on_changed_shards_leaves_the_run_as_it_was(run, toy_shards, tmp_path, cli):
     shards = Path(shutil.copytree(toy_shards, tmp_path / "shards"))
     copy = tmp_path / "run"
     train(TrainJob(_recipe(shards, **{"train.max_steps": 2}), copy))
@@ -168,7 +166,7 @@ def test_a_refused_resume_on_changed_shards_leaves_the_run_as_it_was(run, toy_sh
     assert _snapshot(copy) == before
     mask = tmp_path / "mask.png"
     save_png(mask, np.zeros((64, 64), dtype=np.uint8))
-    run_cli("synth", str(mask), "--run", str(copy), "--out", str(tmp_path / "out.png"))
+    cli("synth", str(mask), "--run", str(copy), "--out", str(tmp_path / "out.png"))
 
 
 def test_a_run_refused_while_setting_up_writes_nothing(toy_shards, tmp_path):
@@ -197,13 +195,13 @@ def _flip_a_bit_of_an_ema_weight(path: Path, weights: str = "ema") -> str:
     raise AssertionError(f"no {weights} tensor found in the file")
 
 
-def test_a_flipped_bit_in_an_ema_weight_is_one_sentence_naming_the_checkpoint(run, tmp_path):
+def test_a_flipped_bit_in_an_ema_weight_is_one_sentence_naming_the_checkpoint(run, tmp_path, cli):
     copy = _copy(run, tmp_path)
     checkpoint = latest_checkpoint(copy)
     _flip_a_bit_of_an_ema_weight(checkpoint)
     mask = tmp_path / "mask.png"
     save_png(mask, np.zeros((64, 64), dtype=np.uint8))
-    proc = run_cli("synth", str(mask), "--run", str(copy), "--out", str(tmp_path / "out.png"), check=False)
+    proc = cli("synth", str(mask), "--run", str(copy), "--out", str(tmp_path / "out.png"), check=False)
     _one_sentence(proc, str(checkpoint), "checksum")
     assert not (tmp_path / "out.png").exists()
 

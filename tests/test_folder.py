@@ -16,7 +16,6 @@ from spadekit.data.manifest import Manifest
 from spadekit.data.prepare import prepare
 from spadekit.data.sample import SkipSample
 from spadekit.errors import SpadekitError
-from tests.conftest import run_cli
 
 W, H = 8, 6
 CLASSES = ["sky", "tree", "road"]
@@ -67,7 +66,7 @@ def _no_shard_written(out: Path) -> bool:
     return not list(out.glob("*.h5")) and not list(out.glob(".*.tmp*"))
 
 
-def test_index_labels_and_instances_prepared_through_the_cli_export_exactly(tmp_path):
+def test_index_labels_and_instances_prepared_through_the_cli_export_exactly(tmp_path, cli):
     root, out, files = tmp_path / "mydata", tmp_path / "shards", tmp_path / "files"
     _pair(root, "train/t0", 0, instance=True)
     _pair(root, "train/t1", 1, suffix=".jpg", instance=True)
@@ -77,7 +76,7 @@ def test_index_labels_and_instances_prepared_through_the_cli_export_exactly(tmp_
     (root / "classes.txt").write_text("\n".join(CLASSES) + "\n")
 
     sets = ["--set", "dontcare=255", "--set", "shard_size=2"]
-    proc = run_cli("prepare", "folder", "--src", str(root), "--out", str(out), *sets)
+    proc = cli("prepare", "folder", "--src", str(root), "--out", str(out), *sets)
     assert "done" in proc.stdout and "skipped train/" not in proc.stdout
     export(out, files)
 

@@ -10,9 +10,10 @@ import torch
 from spadekit import inference
 from spadekit.device import resolve_precision
 from spadekit.generator import GeneratorContext, build_generator
-from spadekit.nn import regions
+from spadekit.nn import regions, spade_fast
 from spadekit.nn.layers import has_spectral_norm
 from spadekit.nn.semantics import LabelSpace, to_semantics
+from spadekit.nn.spade import SPADE
 
 SPACE = LabelSpace(9, dontcare=False, use_instance=True)
 MANY = LabelSpace(90, dontcare=False, use_instance=True)  # enough classes for SPADE's table lookups on CPU
@@ -79,30 +80,30 @@ def test_bf16_fast_path_stays_within_its_tolerance():
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_the_lookup_and_region_table_path_stays_within_its_tolerance(precision, monkeypatch):
-    from spadekit.nn import spade
-
     used = []
 
     def spy(*args):
         used.append(regions.region_modulation(*args))
         return used[-1]
 
-    monkeypatch.setattr(spade, "region_modulation", spy)
+    monkeypatch.setattr(spade_fast, "region_modulation", spy)
     plain, semantics = _generator_and_input({}, MANY)
-    for module in plain.modules():
-        if isinstance(module, spade.SPADE):
-            module.use_one_hot_conv = False
     with torch.no_grad():
         expected = plain(semantics)
     fast = inference.prepare(copy.deepcopy(plain), torch.device("cpu"))
-    for module in fast.modules():
-        if isinstance(module, spade.SPADE):
-            module.use_one_hot_conv = None  # lookups where they pay (here: the 32x32 and 64x64 layers)
-    out = inference.run(fast, semantics, None, precision)
+    out = inference.run(fast, semantics, None, precision)  # lookups where they pay (here: 32x32 and 64x64)
     assert any(maps is not None for maps in used)  # some layers took their gamma and beta from region tables
     low = FP32_DB if precision == "fp32" else REDUCED_DB
     print(f"{precision}: {inference.psnr(out, expected):.1f} dB")
     assert inference.psnr(out, expected) >= low
+
+
+def test_prepare_puts_every_spade_block_on_the_fast_path_and_training_keeps_the_plain_one():
+    plain = build_generator("spade", {"ngf": 8, "hidden": 8}, GeneratorContext(MANY, 64))
+    fast = inference.prepare(copy.deepcopy(plain), torch.device("cpu"))
+    blocks = [m for m in fast.modules() if isinstance(m, SPADE)]
+    assert blocks and all(type(m) is spade_fast.FastSPADE for m in blocks)
+    assert not any(type(m) is spade_fast.FastSPADE for m in plain.modules())
 
 
 def test_psnr_and_precision_choice():

@@ -584,13 +584,6 @@ def test_cli_error_paths(tmp_path, tiny_g):
     assert isinstance(result.exception, SpadekitError) and "coco, ade20k or cityscapes" in str(result.exception)
 
 
-def _cli_wired() -> bool:
-    from spadekit.cli.main import app
-
-    return any(group.name == "import" for group in app.registered_groups)
-
-
-@pytest.mark.skipif(not _cli_wired(), reason="`spadekit import` is not wired into spadekit.cli.main yet")
 def test_cli_error_is_one_sentence_in_a_subprocess(tmp_path, tiny_g):
     src = write_official(tmp_path / "ckpt", which="10", G=tiny_g)
     proc = run_cli("import", "nvlabs", str(src), "--dataset", "ade20k", "--out", str(tmp_path / "run"), check=False)

@@ -8,11 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import spadekit.nn.spade as spade_module
+import spadekit.nn.spade_fast as spade_fast
 from spadekit.generator import GeneratorContext, build_generator
 from spadekit.nn.onehot import one_hot_conv2d, one_hot_conv_pays, one_hot_labels
 from spadekit.nn.semantics import LabelSpace, to_semantics
 from spadekit.nn.spade import SPADE
+from spadekit.nn.spade_fast import FastSPADE, enable_fast_path
 
 
 def _semantics(batch, one_hot_nc, extra, height, width, seed=0, empty=0.0):
@@ -127,7 +128,7 @@ def test_autocast_bfloat16_runs_and_matches_loosely():
 def test_spade_fast_path_gives_the_plain_output_and_gradients():
     torch.manual_seed(0)
     plain = SPADE(6, 9, "batch", 3, hidden=16)
-    fast = SPADE(6, 9, "batch", 3, hidden=16, one_hot_nc=8)
+    fast = enable_fast_path(SPADE(6, 9, "batch", 3, hidden=16, one_hot_nc=8))
     assert list(fast.state_dict()) == list(plain.state_dict())  # official checkpoint keys, key for key
     fast.load_state_dict(plain.state_dict())
     fast.use_one_hot_conv = True
@@ -143,13 +144,16 @@ def test_spade_fast_path_gives_the_plain_output_and_gradients():
         _close(got, want)
 
 
-def test_spade_picks_the_path_by_its_rule(monkeypatch):
+def test_the_fast_spade_picks_the_lookups_by_its_rule_and_the_plain_block_never(monkeypatch):
     calls = []
-    real = spade_module.one_hot_conv2d
-    monkeypatch.setattr(spade_module, "one_hot_conv2d", lambda *a, **k: calls.append(1) or real(*a, **k))
-    spade = SPADE(4, 6, "batch", hidden=8, one_hot_nc=5)
+    real = spade_fast.one_hot_conv2d
+    monkeypatch.setattr(spade_fast, "one_hot_conv2d", lambda *a, **k: calls.append(1) or real(*a, **k))
+    plain = SPADE(4, 6, "batch", hidden=8, one_hot_nc=5)
     segmap = _semantics(1, 5, 1, 8, 8)
     x = torch.randn(1, 4, 8, 8)
+    plain(x, segmap)
+    assert not calls
+    spade = enable_fast_path(plain)
     assert not one_hot_conv_pays(5, 64) and one_hot_conv_pays(184, 256 * 256)
     spade(x, segmap)
     assert not calls  # a tiny label space at 8x8: the plain conv
@@ -165,11 +169,11 @@ def test_spade_picks_the_path_by_its_rule(monkeypatch):
 def test_spade_generator_output_and_gradients_equal_with_and_without_the_fast_path():
     space = LabelSpace(5, dontcare=True, use_instance=True)  # 6 one-hot channels + instance edges
     plain = build_generator("spade", {"ngf": 8}, GeneratorContext(space, 64, 1.0))
-    fast = copy.deepcopy(plain)
-    spades = [(a, b) for a, b in zip(plain.modules(), fast.modules(), strict=True) if isinstance(a, SPADE)]
-    assert spades and all(b.one_hot_nc == space.one_hot_nc for _, b in spades)
-    for a, b in spades:
-        a.one_hot_nc, b.use_one_hot_conv = None, True
+    fast = enable_fast_path(copy.deepcopy(plain))
+    spades = [b for b in fast.modules() if isinstance(b, SPADE)]
+    assert spades and all(type(b) is FastSPADE and b.one_hot_nc == space.one_hot_nc for b in spades)
+    for b in spades:
+        b.use_one_hot_conv = True
     gen = torch.Generator().manual_seed(0)
     label = torch.randint(0, space.one_hot_nc, (2, 1, 64, 64), generator=gen)
     edge = (torch.rand(2, 1, 64, 64, generator=gen) < 0.2).float()

@@ -10,7 +10,7 @@ import torch
 
 from spadekit.data.manifest import DatasetFacts
 from spadekit.errors import SpadekitError
-from spadekit.segmenter import build_segmenter
+from spadekit.segmenter import TrainableSegmenter, build_segmenter
 from tests.conftest import run_cli
 
 FACTS = DatasetFacts(name="tiny", class_names=["a", "b", "c"], palette=[(0, 0, 0), (255, 0, 0), (0, 255, 0)])
@@ -43,6 +43,10 @@ def test_predict_gives_ids_at_the_requested_size(fresh):
     assert fresh.predict(images, size=(20, 30)).shape == (2, 20, 30)
     assert fresh.model.training  # predict ran in eval mode and gave the mode back
     assert fresh.network_size(50, 70) == (64, 96)  # shorter side 64, aspect ratio kept, multiples of 32
+
+
+def test_smp_is_a_trainable_segmenter(fresh):
+    assert isinstance(fresh, TrainableSegmenter)
 
 
 def test_saved_segmenter_reloads_and_predicts_identically(fresh, saved):
@@ -167,3 +171,19 @@ def test_segmenter_train_bad_shards(tmp_path):
 
     with pytest.raises(SpadekitError, match="manifest.json does not exist"):
         train_segmenter(SegmenterTrainJob(tmp_path, tmp_path / "seg"))
+
+
+def test_segmenter_train_trains_any_trainable_plugin(toy_shards, tmp_path, monkeypatch):
+    from spadekit.segmenter_train import SegmenterTrainJob, train_segmenter
+
+    monkeypatch.setenv("SPADEKIT_PLUGINS", "pixels=tests.fixture_plugins:pixels")
+    scores = train_segmenter(SegmenterTrainJob(toy_shards, tmp_path, segmenter="pixels", epochs=1, device="cpu"))
+    assert [json.loads(line)["epoch"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [1]
+    assert torch.load(tmp_path / "segmenter.pt", weights_only=True)["scores"] == scores.as_dict()
+    segmenter = build_segmenter("pixels", checkpoint=tmp_path / "segmenter.pt")
+    assert segmenter.predict(torch.rand(1, 3, 16, 16)).shape == (1, 16, 16)
+
+
+def test_segmenter_train_refuses_a_plugin_that_cannot_be_trained(toy_shards, tmp_path, cli):
+    proc = cli("segmenter", "train", str(toy_shards), "--out", str(tmp_path), "--segmenter", "drn", check=False)
+    assert proc.returncode == 1 and "Segmenter 'drn' cannot be trained" in proc.stderr

@@ -9,8 +9,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import run_cli
-
 COLOURS = {"sky": [70, 130, 180], "grass": [40, 160, 40], "water": [20, 40, 200]}
 PLUGIN = {"SPADEKIT_PLUGINS": "colours=tests.fixture_segmenters:colours"}
 
@@ -45,12 +43,12 @@ def _read(path: Path) -> np.ndarray:
 
 
 @pytest.mark.parametrize("offset", [0, 1])
-def test_predict_writes_each_photo_at_its_size_in_the_datasets_ids(photos, tmp_path, offset):
+def test_predict_writes_each_photo_at_its_size_in_the_datasets_ids(photos, tmp_path, offset, cli):
     folder, truth = photos
     out = tmp_path / "out"
-    proc = run_cli("segmenter", "predict", str(folder), "--segmenter", "colours", "--checkpoint",
-                   str(tmp_path / "colours.json"), "--out", str(out), "--batch-size", "2",
-                   "--set", f"file_id_offset={offset}", env=PLUGIN)
+    proc = cli("segmenter", "predict", str(folder), "--segmenter", "colours", "--checkpoint",
+               str(tmp_path / "colours.json"), "--out", str(out), "--batch-size", "2",
+               "--set", f"file_id_offset={offset}", env=PLUGIN)
     assert "4 label maps" in proc.stdout
     for stem, ids in truth.items():
         label = _read(out / f"{stem}.png")
@@ -58,14 +56,14 @@ def test_predict_writes_each_photo_at_its_size_in_the_datasets_ids(photos, tmp_p
         assert np.array_equal(label, ids + offset)
 
 
-def test_predict_takes_single_photos_and_folders_together(photos, tmp_path):
+def test_predict_takes_single_photos_and_folders_together(photos, tmp_path, cli):
     folder, truth = photos
     other = tmp_path / "more" / "e.jpg"
     _photo(other.with_suffix(".png"), 12, 12, 9)
     Image.open(other.with_suffix(".png")).save(other, quality=100)
     other.with_suffix(".png").unlink()
-    run_cli("segmenter", "predict", str(folder / "c.png"), str(other), "--segmenter", "colours", "--checkpoint",
-            str(tmp_path / "colours.json"), "--out", str(tmp_path / "out"), env=PLUGIN)
+    cli("segmenter", "predict", str(folder / "c.png"), str(other), "--segmenter", "colours", "--checkpoint",
+        str(tmp_path / "colours.json"), "--out", str(tmp_path / "out"), env=PLUGIN)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["c.png", "e.png"]
 
 
@@ -75,17 +73,17 @@ def test_predict_takes_single_photos_and_folders_together(photos, tmp_path):
     (lambda root: (root / "bad.png").write_bytes(b"not a png") and root / "bad.png", "bad.png is not a readable image"),
     (lambda root: _huge(root / "huge.png"), "huge.png is 9000x9000 pixels, over 40 megapixels"),
 ])
-def test_bad_inputs_are_one_sentence_and_write_nothing(photos, tmp_path, make, message):
-    proc = run_cli("segmenter", "predict", str(make(tmp_path)), "--segmenter", "colours", "--checkpoint",
-                   str(tmp_path / "colours.json"), "--out", str(tmp_path / "out"), env=PLUGIN, check=False)
+def test_bad_inputs_are_one_sentence_and_write_nothing(photos, tmp_path, make, message, cli):
+    proc = cli("segmenter", "predict", str(make(tmp_path)), "--segmenter", "colours", "--checkpoint",
+               str(tmp_path / "colours.json"), "--out", str(tmp_path / "out"), env=PLUGIN, check=False)
     assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
 
 
-def test_a_paper_segmenter_without_its_weights_names_the_file_and_where_it_is_published(photos, tmp_path):
+def test_a_paper_segmenter_without_its_weights_names_the_file_and_where_it_is_published(photos, tmp_path, cli):
     folder, _ = photos
-    proc = run_cli("segmenter", "predict", str(folder), "--segmenter", "drn", "--out", str(tmp_path / "out"),
-                   env={"TORCH_HOME": str(tmp_path / "torch")}, check=False)
+    proc = cli("segmenter", "predict", str(folder), "--segmenter", "drn", "--out", str(tmp_path / "out"),
+               env={"TORCH_HOME": str(tmp_path / "torch")}, check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "drn-d-105_ms_cityscapes.pth" in proc.stderr and "torch hub cache" in proc.stderr
     assert "http" in proc.stderr

@@ -16,7 +16,6 @@ from PIL import Image
 
 from spadekit.errors import SpadekitError
 from spadekit.segmenter import build_segmenter
-from tests.conftest import run_cli
 
 SMALL = {"img_sizes": (64, 96), "img_max_size": 120}  # small scales keep the full-size network fast on a CPU
 ENCODER_PARAMS = 42_623_936  # resnet101 (deep stem, no fc) as the Resnet wrapper holds it
@@ -256,13 +255,13 @@ def test_cannot_be_trained():
         build(UperNetOptions(), facts=object())
 
 
-def test_predict_command_writes_ade20k_annotation_ids(segmenter, weights, tmp_path):
+def test_predict_command_writes_ade20k_annotation_ids(segmenter, weights, tmp_path, cli):
     """`spadekit segmenter predict` writes class + 1: the ids 1..150 of ADE20K's annotation PNGs."""
     uint8, images = photos(7, 40, 56, 1)
     Image.fromarray(uint8[0]).save(tmp_path / "room.png")
-    run_cli("segmenter", "predict", str(tmp_path / "room.png"), "--segmenter", "upernet", "--checkpoint",
-            str(weights[0]), "--out", str(tmp_path / "out"), "--set", "img_sizes=[64, 96]", "--set",
-            "img_max_size=120")
+    cli("segmenter", "predict", str(tmp_path / "room.png"), "--segmenter", "upernet", "--checkpoint",
+        str(weights[0]), "--out", str(tmp_path / "out"), "--set", "img_sizes=[64, 96]", "--set",
+        "img_max_size=120")
     written = np.asarray(Image.open(tmp_path / "out" / "room.png"))
     assert written.shape == (40, 56) and written.min() >= 1
     assert np.array_equal(written, segmenter.predict(images)[0].numpy() + 1)

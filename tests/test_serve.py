@@ -37,16 +37,16 @@ MAX_UPLOAD = 200_000
 def server(toy_shards, tmp_path_factory) -> str:
     """A tiny VAE run (2 steps) served on a free loopback port; its base URL."""
     from spadekit.serve.app import create_app
-    from spadekit.synth import Painter
+    from spadekit.synthesis import Synthesizer
 
     run = tmp_path_factory.mktemp("serve") / "run"
     train(TrainJob(load_recipe(None, {**TINY, "data.shards": str(toy_shards), "train.max_steps": 2}), run))
-    painter = Painter(run, precision="fp32")
+    engine = Synthesizer.load(run, precision="fp32")
     with torch.no_grad():  # 2 steps from the official init (gain 0.02) paint ~1e-4: scale to span the range
-        semantics = painter.semantics([SplitReader(toy_shards, "val").read(0).label], [None])
-        generator = painter.generator
+        semantics = engine.semantics([SplitReader(toy_shards, "val").read(0).label], [None])
+        generator = engine.generator
         generator.conv_img.weight *= 0.7 / generator(semantics, torch.zeros(1, generator.z_dim)).std()
-    with serving(create_app(painter, max_upload_bytes=MAX_UPLOAD)) as base:
+    with serving(create_app(engine, max_upload_bytes=MAX_UPLOAD)) as base:
         yield base
 
 
@@ -194,12 +194,12 @@ def test_an_imported_official_model_is_served(tmp_path):
     """A checkpoint laid out as NVlabs' (label-map input, no encoder), imported, then served."""
     from spadekit.nvlabs.importer import import_nvlabs
     from spadekit.serve.app import create_app
-    from spadekit.synth import Painter
+    from spadekit.synthesis import Synthesizer
     from tests.test_nvlabs_import import NGF, TINY, TINY_NC, calibrate, official_g_layout, random_state, write_official
 
     g = calibrate(random_state(official_g_layout(TINY_NC, NGF), seed=1), TINY, 5)
     import_nvlabs(write_official(tmp_path / "ckpt", G=g), TINY, tmp_path / "run")
-    with serving(create_app(Painter(tmp_path / "run", precision="fp32"))) as base:
+    with serving(create_app(Synthesizer.load(tmp_path / "run", precision="fp32"))) as base:
         palette = _get(f"{base}/palette")
         assert [c["name"] for c in palette["classes"]] == ["sky", "sea", "rock", "tree", "sand"]
         assert palette["style"] is False and (palette["width"], palette["height"]) == (64, 64)

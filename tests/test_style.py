@@ -27,7 +27,6 @@ from spadekit.data.prepare import prepare
 from spadekit.imageio import save_png
 from spadekit.train.loop import TrainJob, train
 from spadekit_plugins.toyscapes.render import render, style_photos
-from tests.conftest import run_cli
 
 RECIPE = Path(__file__).parent.parent / "recipes" / "toyscapes_spade.toml"
 STYLE_RUN = {
@@ -55,7 +54,7 @@ def warmth(image: np.ndarray) -> float:
     return float((red - blue) / (red + green + blue))
 
 
-def test_a_sunset_photo_paints_the_mask_warmer_than_a_noon_photo(style_run, tmp_path):
+def test_a_sunset_photo_paints_the_mask_warmer_than_a_noon_photo(style_run, tmp_path, cli):
     mask = render(7, "val", 3, 64)
     save_png(tmp_path / "mask.png", mask.label)
     painted, photos = {}, {}
@@ -64,8 +63,8 @@ def test_a_sunset_photo_paints_the_mask_warmer_than_a_noon_photo(style_run, tmp_
         for i, photo in enumerate(style_photos(style, 3, seed=2026, size=96)):  # keys training never used
             save_png(tmp_path / f"{style}{i}.png", photo)
             out = tmp_path / f"out_{style}{i}.png"
-            run_cli("synth", str(tmp_path / "mask.png"), "--style", str(tmp_path / f"{style}{i}.png"),
-                    "--run", str(style_run), "--out", str(out), "--precision", "fp32")
+            cli("synth", str(tmp_path / "mask.png"), "--style", str(tmp_path / f"{style}{i}.png"),
+                "--run", str(style_run), "--out", str(out), "--precision", "fp32")  # `spadekit synth`, in-process
             photos[style] += warmth(photo) / 3
             painted[style] += warmth(np.asarray(Image.open(out).convert("RGB"))) / 3
     photo_gap, painted_gap = photos["sunset"] - photos["day"], painted["sunset"] - painted["day"]

@@ -94,10 +94,10 @@ def test_style_photos_of_any_size_and_aspect_change_the_image(runs, sample, tmp_
         outs.append(_png(tmp_path / f"{photo}.png"))
     assert outs[0].shape == outs[1].shape == (64, 64, 3)
     # a 2-step generator barely uses z (its images differ by less than a grey level), but the encodings differ
-    from spadekit.synth import Painter
+    from spadekit.synthesis import Synthesizer
 
-    painter = Painter(runs["vae"], precision="fp32")
-    wide, tall = (painter.encode_style(np.asarray(Image.open(tmp_path / p).convert("RGB")))
+    engine = Synthesizer.load(runs["vae"], precision="fp32")
+    wide, tall = (engine.encode_style(np.asarray(Image.open(tmp_path / p).convert("RGB")))
                   for p in ("wide.jpg", "tall.png"))
     assert wide.mu.shape == (8,) and not wide.mu.allclose(tall.mu)
 

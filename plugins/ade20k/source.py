@@ -13,10 +13,17 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from spadekit.data import DatasetFacts, Sample
-from spadekit.data.files import as_label_dtype, check_same_size, read_index_map, read_rgb, require_pair
-from spadekit.data.labelspaces import ade20k_facts
-from spadekit.errors import SpadekitError
+from spadekit.plugin import (
+    DatasetFacts,
+    Sample,
+    SpadekitError,
+    ade20k_facts,
+    as_label_dtype,
+    check_same_size,
+    read_index_map,
+    read_rgb,
+    require_pair,
+)
 from spadekit_plugins.ade20k.outdoor import is_outdoor
 
 DATASET_FOLDER = "ADEChallengeData2016"

@@ -9,8 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from spadekit.errors import SpadekitError
-from spadekit.registry import PluginSpec
+from spadekit.plugin import PluginSpec, SpadekitError
 
 
 class Ade20kOptions(BaseModel):

@@ -12,11 +12,18 @@ from pathlib import Path
 
 import numpy as np
 
-from spadekit.data import Sample
-from spadekit.data.files import as_label_dtype, check_same_size, read_index_map, read_rgb
-from spadekit.data.labelspaces import CITYSCAPES_TRAIN_IGNORE, cityscapes_facts, cityscapes_trainid_facts
-from spadekit.data.sample import SkipSample
-from spadekit.errors import SpadekitError
+from spadekit.plugin import (
+    CITYSCAPES_TRAIN_IGNORE,
+    Sample,
+    SkipSample,
+    SpadekitError,
+    as_label_dtype,
+    check_same_size,
+    cityscapes_facts,
+    cityscapes_trainid_facts,
+    read_index_map,
+    read_rgb,
+)
 from spadekit_plugins.cityscapes.spec import CityscapesOptions
 
 SPLITS = ("train", "val")  # the test split's gtFine holds no usable labels

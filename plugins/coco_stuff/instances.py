@@ -21,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spadekit.data.sample import SkipSample
-from spadekit.errors import SpadekitError
+from spadekit.plugin import SkipSample, SpadekitError
 
 FIRST_OBJECT_ID = 256  # above every label value (0..181, 255)
 MAX_OBJECT_ID = 65535  # instance maps are exported as 16-bit PNGs

@@ -17,10 +17,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spadekit.data import Sample
-from spadekit.data.files import as_label_dtype, check_same_size, read_index_map, read_rgb, require_pair
-from spadekit.data.labelspaces import coco_stuff_facts
-from spadekit.errors import SpadekitError
+from spadekit.plugin import (
+    Sample,
+    SpadekitError,
+    as_label_dtype,
+    check_same_size,
+    coco_stuff_facts,
+    read_index_map,
+    read_rgb,
+    require_pair,
+)
 from spadekit_plugins.coco_stuff.instances import InstanceIndex
 from spadekit_plugins.coco_stuff.spec import CocoStuffOptions
 

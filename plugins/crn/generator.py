@@ -15,9 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spadekit.errors import SpadekitError
-from spadekit.generator import GeneratorContext
-from spadekit.nn.layers import conv2d
+from spadekit.plugin import GeneratorContext, SpadekitError, conv2d
 from spadekit_plugins.crn.spec import CRNOptions
 
 

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
-from spadekit.registry import PluginSpec
+from spadekit.plugin import PluginSpec
 
 
 class CRNOptions(BaseModel):

@@ -20,8 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from spadekit.data.labelspaces import coco_stuff_facts
-from spadekit.weights import find_weights, load_into, read_state_dict
+from spadekit.plugin import coco_stuff_facts, find_weights, load_into, read_state_dict
 from spadekit_plugins.deeplabv2.network import MSC, N_CLASSES, deeplabv2_resnet101_msc
 from spadekit_plugins.deeplabv2.spec import WEIGHTS_FILE, WEIGHTS_URL
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from spadekit.errors import SpadekitError
-from spadekit.registry import PluginSpec
+from spadekit.plugin import PluginSpec, SpadekitError
 
 WEIGHTS_FILE = "deeplabv2_resnet101_msc-cocostuff164k-100000.pth"
 WEIGHTS_URL = f"https://github.com/kazuto1011/deeplab-pytorch/releases/download/v1.0/{WEIGHTS_FILE}"

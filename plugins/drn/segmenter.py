@@ -25,8 +25,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from spadekit.data.labelspaces import cityscapes_trainid_facts
-from spadekit.weights import find_weights, load_into, read_state_dict
+from spadekit.plugin import cityscapes_trainid_facts, find_weights, load_into, read_state_dict
 from spadekit_plugins.drn.network import DRNSeg
 from spadekit_plugins.drn.spec import WEIGHTS_FILE, WEIGHTS_URL
 

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from spadekit.errors import SpadekitError
-from spadekit.registry import PluginSpec
+from spadekit.plugin import PluginSpec, SpadekitError
 
 WEIGHTS_FILE = "drn-d-105_ms_cityscapes.pth"
 WEIGHTS_URL = "http://go.yf.io/drn-cityscapes-models"  # the README's link to the Cityscapes models

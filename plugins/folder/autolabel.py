@@ -12,9 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spadekit.data.files import as_label_dtype
-from spadekit.data.manifest import DatasetFacts
-from spadekit.errors import SpadekitError
+from spadekit.plugin import DatasetFacts, SpadekitError, as_label_dtype
 from spadekit_plugins.folder.spec import AutoLabelOptions
 
 
@@ -30,7 +28,7 @@ class AutoLabeller:
     @property
     def segmenter(self):
         if self._segmenter is None:
-            from spadekit.segmenter import build_segmenter
+            from spadekit.plugin import build_segmenter
 
             try:
                 self._segmenter = build_segmenter(self.name, self.checkpoint, device=self.device)

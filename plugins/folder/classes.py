@@ -13,8 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from spadekit.data.labelspaces import bit_colormap
-from spadekit.errors import SpadekitError
+from spadekit.plugin import SpadekitError, bit_colormap
 from spadekit_plugins.folder.palette_file import Palette, read_palette
 from spadekit_plugins.folder.spec import FolderOptions
 
@@ -23,20 +22,20 @@ CLASS_FILE_FORMAT = "one class name per line, line i = class id i"
 
 
 @dataclass(frozen=True)
-class LabelSpace:
+class FolderClasses:
     class_names: list[str]
     palette: list[tuple[int, int, int]]
     dontcare_id: int | None
     colour_palette: Palette | None  # reads colour-coded label PNGs, when a palette file was given
 
 
-def label_space(options: FolderOptions, src: Path) -> LabelSpace:
+def label_space(options: FolderOptions, src: Path) -> FolderClasses:
     palette = read_palette(options.palette) if options.palette else None
     class_file = options.classes or (src / CLASS_FILE if (src / CLASS_FILE).is_file() else None)
     names = _class_names(palette, class_file, options.num_classes, src)
     _check_dontcare(options.dontcare, names, palette)
     colours = palette.colours if palette else bit_colormap(len(names))
-    return LabelSpace(names, colours, options.dontcare, palette)
+    return FolderClasses(names, colours, options.dontcare, palette)
 
 
 def read_class_names(path: Path) -> list[str]:

@@ -13,8 +13,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from spadekit.data.sample import SkipSample
-from spadekit.errors import SpadekitError
+from spadekit.plugin import SkipSample, SpadekitError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 MAP_SUFFIXES = (".png",)

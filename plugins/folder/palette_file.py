@@ -17,9 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spadekit.data.palette import UnknownColours, decode_colours
-from spadekit.data.sample import SkipSample
-from spadekit.errors import SpadekitError
+from spadekit.plugin import SkipSample, SpadekitError, UnknownColours, decode_colours
 
 DONTCARE_NAME = "dontcare"
 FORMAT = "one line `R G B name` per class id, e.g. `70 130 180 sky`"

@@ -23,12 +23,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from spadekit.data import DatasetFacts, Sample
-from spadekit.data.files import COLOUR_MODES, as_label_dtype, check_same_size, read_index_map, read_rgb
-from spadekit.data.sample import SkipSample
-from spadekit.errors import SpadekitError
+from spadekit.plugin import (
+    COLOUR_MODES,
+    DatasetFacts,
+    Sample,
+    SkipSample,
+    SpadekitError,
+    as_label_dtype,
+    check_same_size,
+    read_index_map,
+    read_rgb,
+)
 from spadekit_plugins.folder.autolabel import AutoLabeller
-from spadekit_plugins.folder.classes import LabelSpace, label_space
+from spadekit_plugins.folder.classes import FolderClasses, label_space
 from spadekit_plugins.folder.layout import (
     IMAGE_SUFFIXES,
     MAP_SUFFIXES,
@@ -130,7 +137,7 @@ class FolderSource:
         images: FileIndex,
         instances: FileIndex | None,
         labels: FileIndex | None = None,
-        space: LabelSpace | None = None,
+        space: FolderClasses | None = None,
         labeller: AutoLabeller | None = None,
         notes: list[str] | None = None,
     ):
@@ -182,7 +189,7 @@ class FolderSource:
         return image_path, label_path, instance_path
 
 
-def read_label(path: Path, space: LabelSpace) -> np.ndarray:
+def read_label(path: Path, space: FolderClasses) -> np.ndarray:
     """A label PNG as class ids: an index map as stored, a colour-coded one through the palette file."""
     if space.colour_palette is not None and _is_colour(path):
         return as_label_dtype(space.colour_palette.decode(read_rgb(path), path, space.dontcare_id))

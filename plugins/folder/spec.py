@@ -15,8 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from spadekit.errors import SpadekitError
-from spadekit.registry import PluginSpec
+from spadekit.plugin import PluginSpec, SpadekitError
 
 DEVICE_PATTERN = r"^(cpu|mps|cuda(:\d+)?)$"
 

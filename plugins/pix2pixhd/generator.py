@@ -24,11 +24,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from spadekit.errors import SpadekitError
-from spadekit.generator import GeneratorContext
-from spadekit.nn.layers import conv2d, init_xavier, spectral_norm
-from spadekit.nn.norms import normalized_conv
-from spadekit.nn.spade import SPADE, resize_segmap
+from spadekit.plugin import (
+    SPADE,
+    GeneratorContext,
+    SpadekitError,
+    conv2d,
+    init_xavier,
+    normalized_conv,
+    resize_segmap,
+    spectral_norm,
+)
 from spadekit_plugins.pix2pixhd.spec import Pix2PixHDOptions
 
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from spadekit.registry import PluginSpec
+from spadekit.plugin import LayerNorm, PluginSpec
 
 
 class Pix2PixHDOptions(BaseModel):
@@ -20,16 +20,9 @@ class Pix2PixHDOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     ngf: int = Field(64, gt=0, description="width of the first conv; the residual blocks have 16*ngf channels")
-    norm: Literal[
-        "spectralsync_batch",
-        "spectralbatch",
-        "spectralinstance",
-        "spectralnone",
-        "sync_batch",
-        "batch",
-        "instance",
-        "none",
-    ] = Field("spectralsync_batch", description="norm of every conv but the last; 'spectral' adds spectral norm")
+    norm: LayerNorm = Field(
+        "spectralsync_batch", description="norm of every conv but the last; 'spectral' adds spectral norm"
+    )
     n_downsample: int = Field(4, ge=1, description="stride-2 convs down (and transposed convs back up)")
     n_blocks: int = Field(9, ge=0, description="residual blocks at the lowest resolution")
     concat: bool = Field(False, description="w/ Concat: the label map joins every residual block's input")

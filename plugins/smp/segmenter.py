@@ -23,11 +23,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from spadekit import __version__
-from spadekit.checkpoints import save_checkpoint, verify_checksum
-from spadekit.data.manifest import DatasetFacts
-from spadekit.errors import SpadekitError
-from spadekit.weights import load_failure
+from spadekit.plugin import (
+    DatasetFacts,
+    SpadekitError,
+    __version__,
+    load_weights_only,
+    save_checkpoint,
+    verify_checksum,
+)
 from spadekit_plugins.smp.spec import (
     DEFAULT_ARCH,
     DEFAULT_ENCODER,
@@ -194,13 +197,8 @@ def read_checkpoint(path: Path) -> dict:
     """The checkpoint dict, or a SpadekitError naming the file when it is missing or not ours."""
     if not path.is_file():
         raise SpadekitError(f"Segmenter checkpoint {path} does not exist; check the path, or {TRAIN_HINT}.")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unpickling errors come in many types
-        raise SpadekitError(
-            f"Segmenter checkpoint {path} cannot be read ({load_failure(err)}): it is damaged or not a spadekit "
-            f"smp segmenter; {TRAIN_HINT}."
-        ) from None
+    state = load_weights_only(path, f"Segmenter checkpoint {path}",
+                              f"it is damaged or not a spadekit smp segmenter; {TRAIN_HINT}")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise SpadekitError(
             f"{path} is not a spadekit smp segmenter checkpoint (no format {FORMAT!r}); point to the segmenter.pt "

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from spadekit.errors import SpadekitError
-from spadekit.registry import PluginSpec
+from spadekit.plugin import PluginSpec, SpadekitError
 
 SIZE_MULTIPLE = 32  # smp encoders downsample 5 times
 DEFAULT_ARCH = "unet"

@@ -8,13 +8,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spadekit.errors import SpadekitError
-from spadekit.generator import GeneratorContext
-from spadekit.nn.encoder import ConvEncoder
-from spadekit.nn.layers import conv2d, linear
-from spadekit.nn.norms import param_free_norm
-from spadekit.nn.resblock import SPADEResBlock
-from spadekit.nn.spade import resize_segmap
+from spadekit.plugin import (
+    ConvEncoder,
+    GeneratorContext,
+    ParamFreeNorm,
+    SpadekitError,
+    SPADEResBlock,
+    conv2d,
+    linear,
+    param_free_norm,
+    resize_segmap,
+)
 from spadekit_plugins.spade.spec import SpadeOptions
 
 
@@ -91,7 +95,7 @@ class ConcatResBlock(nn.Module):
     concatenated to the input of the conv that SPADE fed instead (Table 3, "decoder w/ Concat": 79M
     parameters at ADE20K 256, 82M at COCO-Stuff). Submodule names as in `SPADEResBlock`."""
 
-    def __init__(self, fin: int, fout: int, label_nc: int, norm: str = "sync_batch", spectral: bool = True):
+    def __init__(self, fin: int, fout: int, label_nc: int, norm: ParamFreeNorm = "sync_batch", spectral: bool = True):
         super().__init__()
         fmiddle = min(fin, fout)
         self.learned_shortcut = fin != fout

@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from spadekit.registry import PluginSpec
+from spadekit.plugin import ParamFreeNorm, PluginSpec
 
 
 class SpadeOptions(BaseModel):
@@ -29,7 +29,7 @@ class SpadeOptions(BaseModel):
     )
     use_vae: bool = Field(False, description="train an image encoder for multi-modal and style-guided synthesis")
     z_dim: int = Field(256, gt=0, description="latent size for noise input and the VAE")
-    norm: Literal["sync_batch", "batch", "instance"] = Field(
+    norm: ParamFreeNorm = Field(
         "sync_batch", description="SPADE's parameter-free normalization"
     )
     kernel_size: Literal[1, 3, 5] = Field(3, description="conv kernel acting on the label map inside SPADE")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from spadekit.data import DatasetFacts, Sample
+from spadekit.plugin import DatasetFacts, Sample
 from spadekit_plugins.toyscapes import render
 from spadekit_plugins.toyscapes.spec import ToyscapesOptions
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from spadekit.registry import PluginSpec
+from spadekit.plugin import PluginSpec
 
 
 class ToyscapesOptions(BaseModel):

@@ -24,8 +24,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from spadekit.data.labelspaces import ade20k_150_facts
-from spadekit.weights import find_weights, load_into, read_state_dict
+from spadekit.plugin import ade20k_150_facts, find_weights, load_into, read_state_dict
 from spadekit_plugins.upernet.network import Resnet, SegmentationModule, UPerNet
 from spadekit_plugins.upernet.spec import WEIGHTS_URL, UperNetOptions
 

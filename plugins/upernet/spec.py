@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
-from spadekit.errors import SpadekitError
-from spadekit.registry import PluginSpec
+from spadekit.plugin import PluginSpec, SpadekitError
 
 WEIGHTS_URL = "http://sceneparsing.csail.mit.edu/model/pytorch/ade20k-resnet101-upernet/"
 

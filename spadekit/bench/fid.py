@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from spadekit.bench.scores import FID, KID, KID_STD
 from spadekit.errors import SpadekitError
 from spadekit.fileio import atomic_write_bytes, cache_dir, sha256_file
 from spadekit.weights import read_state_dict
@@ -132,9 +133,9 @@ def fid_kid(generated: Path, real: Path, num_images: int, weights: Path, real_ca
     kid = kid_features_to_metric(fake, reference, kid_subsets=KID_SUBSETS,
                                  kid_subset_size=kid_subset_size(num_images), verbose=False)
     return {
-        "fid": fid["frechet_inception_distance"],
-        "kid": kid["kernel_inception_distance_mean"],
-        "kid_std": kid["kernel_inception_distance_std"],
+        FID: fid["frechet_inception_distance"],
+        KID: kid["kernel_inception_distance_mean"],
+        KID_STD: kid["kernel_inception_distance_std"],
     }
 
 

@@ -21,8 +21,6 @@ from pydantic import BaseModel, ConfigDict
 IMAGE_RESIZE = "bicubic, antialiased (Pillow's filter)"
 LABEL_RESIZE = "nearest (Pillow's)"
 INCEPTION_RESIZE = "bilinear to 299x299 as TensorFlow 1.x (torch-fidelity)"
-# The segmenter of each dataset in the paper's Table 1 (the "Performance metrics" paragraph), as plugin names.
-PAPER_SEGMENTERS = {"coco": "deeplabv2", "ade20k": "upernet", "ade20k-outdoor": "upernet", "cityscapes": "drn"}
 WEIGHTS = {"ema": "EMA of the generator", "raw": "the trained generator, no EMA (as the paper's code)"}
 
 

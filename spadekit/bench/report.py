@@ -16,6 +16,7 @@ import torch
 from rich.table import Table
 
 from spadekit.bench.runner import RunResult
+from spadekit.bench.scores import ACCURACY, FID, KID, KID_STD, MIOU
 from spadekit.console import console
 from spadekit.data.palette import colour_lut
 from spadekit.fileio import atomic_write_text
@@ -35,7 +36,7 @@ def fid_text(value: float | None) -> str:
 
 
 def kid_text(result: RunResult) -> str:
-    kid, std = result.scores["kid"], result.scores["kid_std"]
+    kid, std = result.scores[KID], result.scores[KID_STD]
     return NOT_COMPUTED if kid is None else f"{1000 * kid:.2f} ± {1000 * std:.2f}"
 
 
@@ -66,8 +67,8 @@ def reasons(results: list[RunResult]) -> list[str]:
 def score_rows(results: list[RunResult]) -> list[list[str]]:
     rows = []
     for r in results:
-        rows.append([r.name, r.generator, r.checkpoint, percent(r.scores["miou"]), percent(r.scores["accuracy"]),
-                     fid_text(r.scores["fid"]), kid_text(r), f"{r.timing['images_per_s']:.2f}"])
+        rows.append([r.name, r.generator, r.checkpoint, percent(r.scores[MIOU]), percent(r.scores[ACCURACY]),
+                     fid_text(r.scores[FID]), kid_text(r), f"{r.timing['images_per_s']:.2f}"])
     return rows
 
 
@@ -79,7 +80,7 @@ def real_rows(results: list[RunResult]) -> list[list[str]]:
         if r.real_scores and key not in seen:
             seen.add(key)
             rows.append([f"real images ({r.protocol.split}, {r.protocol.num_images})", "-", "-",
-                         percent(r.real_scores["miou"]), percent(r.real_scores["accuracy"]), "-", "-", "-"])
+                         percent(r.real_scores[MIOU]), percent(r.real_scores[ACCURACY]), "-", "-", "-"])
     return rows
 
 

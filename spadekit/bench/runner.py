@@ -11,6 +11,7 @@ the real images to the cache and segments them too; then FID/KID through torch-f
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,17 +22,16 @@ from spadekit.bench import fid
 from spadekit.bench.folders import ImageFolder, RealSet, image_name
 from spadekit.bench.protocol import Protocol, shards_digest
 from spadekit.bench.published import PublishedScores, published_scores
-from spadekit.bench.scores import Scores
+from spadekit.bench.scores import ACCURACY, FID, KID, KID_STD, MIOU
 from spadekit.bench.segmentation import LabelMapping, SegmentationScorer, segmenter_files_sha256
-from spadekit.bench.synthesis import Synthesizer, eval_batches, eval_dataset
-from spadekit.checkpoints import latest_checkpoint
+from spadekit.bench.synthesis import eval_batches, eval_dataset
 from spadekit.config import BenchSection, load_recipe, shards_of
-from spadekit.console import progress_bar
+from spadekit.console import progress
 from spadekit.data.manifest import DatasetFacts, Manifest
-from spadekit.device import check_precision, resolve_precision
 from spadekit.errors import SpadekitError
-from spadekit.run_info import EMA, RunInfo, load_generator_weights
+from spadekit.run_info import RunInfo
 from spadekit.segmenter import build_segmenter
+from spadekit.synthesis import Synthesizer, checked_precision, seeded
 from spadekit.weights import MissingWeightsError
 
 GRID_ROWS = 8
@@ -84,19 +84,17 @@ def bench_run(run_dir: Path, job: BenchJob) -> RunResult:
     info = RunInfo.load(run_dir)
     recipe = load_recipe(_recipe_path(run_dir), job.overrides)
     settings, shards = recipe.bench, shards_of(recipe)
-    precision = resolve_precision(job.precision, job.device)
-    check_precision(precision, job.device, "--precision")
+    precision = checked_precision(job.precision, job.device)
     manifest = _matching_manifest(shards, info.facts, run_dir)
-    checkpoint = latest_checkpoint(run_dir)
-    generator, _, weights_key = load_generator_weights(run_dir, checkpoint, settings.generator_weights == "ema")
-    synthesize = Synthesizer(generator, info.space, settings.latent, precision, job.device, settings.seed)
+    engine = Synthesizer.load(run_dir, None, job.device, precision, settings.generator_weights == "ema")
     dataset = eval_dataset(shards, settings.split, info, settings.num_images)
     if len(dataset) == 0:
         raise SpadekitError(f"The {settings.split!r} split of {shards} is empty; bench another split (--split).")
     weights = fid.find_weights(settings.fid_weights)
     segmenter, mapping, segmenter_sha, no_segmenter = _segmenter(settings, info.facts, job.device)
-    protocol = _protocol(manifest, settings, info, len(dataset), synthesize.latent_mode, weights,
-                         segmenter, mapping, segmenter_sha, "ema" if weights_key == EMA else "raw")
+    latent = engine.latent_mode(settings.latent)
+    protocol = _protocol(manifest, settings, info, len(dataset), latent, weights,
+                         segmenter, mapping, segmenter_sha, engine.run.weights)
 
     real = RealSet(protocol.real_set_key())
     real_scores = real.cached_scores(protocol.segmentation_key()) if segmenter else None
@@ -106,33 +104,35 @@ def bench_run(run_dir: Path, job: BenchJob) -> RunResult:
         gen_scorer=_scorer(segmenter, mapping, job.device, settings) if segmenter else None,
         real_scorer=_scorer(segmenter, mapping, job.device, settings) if segmenter and not real_scores else None,
     )
-    count, seconds = _generate(synthesize, dataset, sinks, job, f"bench {run_dir.name}")
+    rng = seeded(settings.seed)
+    count, seconds = _generate(lambda batch: engine.paint_batch(batch, latent, rng), dataset, sinks, job,
+                               f"bench {run_dir.name}")
     if sinks.real_scorer:
-        real_scores = _summary(sinks.real_scorer.scores())
+        real_scores = sinks.real_scorer.scores().metrics()
         real.save_scores(protocol.segmentation_key(), real_scores)
 
-    scores: dict[str, float | None] = {"miou": None, "accuracy": None, "fid": None, "kid": None, "kid_std": None}
+    scores: dict[str, float | None] = dict.fromkeys((MIOU, ACCURACY, FID, KID, KID_STD))
     not_computed: dict[str, str] = {}
     per_class: dict[str, float | None] = {}
     if sinks.gen_scorer:
         computed = sinks.gen_scorer.scores()
-        scores.update(_summary(computed))
+        scores.update(computed.metrics())
         per_class = dict(zip(segmenter.facts.class_names, computed.iou, strict=True))
     else:
-        not_computed["miou"] = not_computed["accuracy"] = no_segmenter
+        not_computed[MIOU] = not_computed[ACCURACY] = no_segmenter
     timing = {"images": count, "synthesis_and_segmentation_s": seconds, "images_per_s": count / seconds,
               "device": str(job.device), "precision": precision, "batch_size": job.batch_size}
     if weights.path is None:
-        not_computed["fid"] = not_computed["kid"] = weights.missing
+        not_computed[FID] = not_computed[KID] = weights.missing
     elif count < 2:
-        not_computed["fid"] = not_computed["kid"] = "FID and KID need at least 2 images"
+        not_computed[FID] = not_computed[KID] = "FID and KID need at least 2 images"
     else:
         started = time.perf_counter()
         scores.update(fid.fid_kid(sinks.generated.path, real.images.path, count, weights.path,
                                   f"spadekit-real-{protocol.fidelity_key()}", job.device))
         timing["fid_kid_s"] = time.perf_counter() - started
     published = published_scores(info.generator, protocol.dataset)
-    return RunResult(run_dir.name, run_dir, info.generator, checkpoint.name, protocol, scores, per_class,
+    return RunResult(run_dir.name, run_dir, info.generator, engine.run.checkpoint.name, protocol, scores, per_class,
                      real_scores, not_computed, timing, published, sinks.grid)
 
 
@@ -159,19 +159,19 @@ class _Sinks:
         del self.grid[GRID_ROWS:]
 
 
-def _generate(synthesize: Synthesizer, dataset, sinks: _Sinks, job: BenchJob, title: str) -> tuple[int, float]:
+def _generate(synthesize: Callable[[dict], torch.Tensor], dataset, sinks: _Sinks, job: BenchJob,
+              title: str) -> tuple[int, float]:
     """Generate the split in batches into the sinks, with progress; (images, seconds)."""
     for folder in (sinks.generated, sinks.real_images):
         if folder:
             folder.start()
     started, count = time.perf_counter(), 0
-    with progress_bar("img") as bar:
-        task = bar.add_task(title, total=len(dataset))
+    with progress(title, len(dataset), "img") as advance:
         for batch in eval_batches(dataset, job.batch_size, job.workers, job.device):
             names = [image_name(count + i, key) for i, key in enumerate(batch["key"])]
             sinks.add(names, batch, synthesize(batch))
             count += len(names)
-            bar.advance(task, len(names))
+            advance(len(names))
     seconds = time.perf_counter() - started
     for folder in (sinks.generated, sinks.real_images):
         if folder:
@@ -246,5 +246,4 @@ def _protocol(manifest, settings, info, num, latent, weights, segmenter, mapping
     )
 
 
-def _summary(scores: Scores) -> dict[str, float]:
-    return {"miou": scores.miou, "accuracy": scores.pixel_accuracy}
+

@@ -21,6 +21,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+# The metric keys, one name each, as bench's scores.json and the report use them.
+MIOU = "miou"
+ACCURACY = "accuracy"  # pixel accuracy
+FID = "fid"
+KID = "kid"
+KID_STD = "kid_std"
+SEGMENTER_ACCURACY = "pixel_accuracy"  # ACCURACY under the name saved segmenter checkpoints' "scores" keep
+
 
 @dataclass(frozen=True)
 class Scores:
@@ -31,7 +39,12 @@ class Scores:
     pixel_accuracy: float
 
     def as_dict(self) -> dict[str, float]:
-        return {"miou": self.miou, "pixel_accuracy": self.pixel_accuracy}
+        """The scores as a segmenter checkpoint saves them."""
+        return {MIOU: self.miou, SEGMENTER_ACCURACY: self.pixel_accuracy}
+
+    def metrics(self) -> dict[str, float]:
+        """The scores under bench's metric keys."""
+        return {MIOU: self.miou, ACCURACY: self.pixel_accuracy}
 
 
 class ConfusionMatrix:

@@ -6,28 +6,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.progress import Progress
 from rich.table import Table
 
 from spadekit.cli.common import parse_sets
-from spadekit.console import console, progress_bar, warn
+from spadekit.console import console, warn
 
 if TYPE_CHECKING:
     from spadekit.data.prepare import PrepareSummary
-
-
-class _Bar:
-    """Adapts rich's Progress to the engine's start/advance protocol."""
-
-    def __init__(self, progress: Progress):
-        self.progress = progress
-        self.task = None
-
-    def start(self, total: int) -> None:
-        self.task = self.progress.add_task("preparing", total=total)
-
-    def advance(self, n: int = 1) -> None:
-        self.progress.advance(self.task, n)
 
 
 def prepare_command(
@@ -49,20 +34,19 @@ def prepare_command(
     from spadekit.data.workers import cap_workers
 
     workers = cap_workers(workers, "--workers", warn=warn)
-    with progress_bar("samples") as progress:
-        summary = prepare(
-            dataset,
-            out,
-            src=src,
-            splits=[s.strip() for s in splits.split(",")] if splits else None,
-            settings=parse_sets(sets),
-            workers=workers,
-            resume=resume,
-            shard_index=shard_index,
-            num_shards=num_shards,
-            progress=_Bar(progress),
-            strict=strict,
-        )
+    summary = prepare(
+        dataset,
+        out,
+        src=src,
+        splits=[s.strip() for s in splits.split(",")] if splits else None,
+        settings=parse_sets(sets),
+        workers=workers,
+        resume=resume,
+        shard_index=shard_index,
+        num_shards=num_shards,
+        progress=True,
+        strict=strict,
+    )
     _print_summary(summary)
 
 

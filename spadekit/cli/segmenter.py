@@ -18,6 +18,9 @@ app = typer.Typer(
 def train_command(
     shards: Path = typer.Argument(..., help="A folder written by `spadekit prepare` (train and val splits)."),
     out: Path = typer.Option(..., "--out", help="Folder for segmenter.pt and metrics.jsonl."),
+    segmenter: str = typer.Option(
+        "smp", "--segmenter", help="A trainable segmenter plugin (see spadekit.segmenter.TrainableSegmenter)."
+    ),
     arch: str = typer.Option("unet", "--arch", help="smp architecture: unet, fpn, deeplabv3plus, ..."),
     encoder: str = typer.Option("resnet18", "--encoder", help="smp encoder: resnet18, resnet34, ..."),
     encoder_weights: str = typer.Option(
@@ -31,8 +34,12 @@ def train_command(
     seed: int = typer.Option(0, "--seed", help="The same seed gives the same segmenter."),
     device: str = typer.Option("auto", "--device", help="cpu, cuda or cuda:N; auto: a GPU if there is one."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing OUT/segmenter.pt."),
+    sets: list[str] = typer.Option(None, "--set", help="A segmenter option, e.g. --set input_size=64."),
 ) -> None:
-    """Train an smp segmenter on SHARDS' train split; val mIoU and pixel accuracy after every epoch."""
+    """Train a segmenter (smp by default) on SHARDS' train split; val mIoU and pixel accuracy after every epoch.
+    --arch, --encoder, --encoder-weights and --size set the plugin's options of those names (--size:
+    input_size) where it has them."""
+    from spadekit.cli.common import parse_sets
     from spadekit.console import warn
     from spadekit.data.workers import cap_workers
     from spadekit.segmenter_train import SegmenterTrainJob, train_segmenter
@@ -51,6 +58,8 @@ def train_command(
         seed=seed,
         device=device,
         force=force,
+        segmenter=segmenter,
+        options=parse_sets(sets),
     )
     train_segmenter(job)
 
@@ -72,10 +81,9 @@ def predict_command(
     dataset (Cityscapes trainIds for drn, ADE20K 1..150 for upernet, COCO-Stuff 0..181 for deeplabv2)."""
     from spadekit.cli.common import parse_sets
     from spadekit.console import console, progress_bar
-    from spadekit.device import pick_device  # imports torch
+    from spadekit.device import check_precision, pick_device  # imports torch
     from spadekit.segmenter import build_segmenter
     from spadekit.segmenter_predict import PredictJob, photo_files, predict_files
-    from spadekit.train.build import check_precision
 
     chosen = pick_device(device)
     if precision not in ("fp32", "bf16", "fp16"):

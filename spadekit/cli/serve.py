@@ -30,13 +30,13 @@ def serve_command(
 
     from spadekit.device import pick_device
     from spadekit.serve.app import create_app
-    from spadekit.synth import Painter
+    from spadekit.synthesis import Synthesizer
 
     with listening_socket(host, port) as sock:  # before the model loads: a busy port fails at once
-        painter = Painter(run, checkpoint, pick_device(device), precision)
-        console.print(f"run {run}: {painter.info.generator}, {painter.checkpoint.name}, {painter.precision} on "
-                      f"{painter.device}; open http://{host}:{port}/ (Ctrl+C stops)", highlight=False)
-        config = uvicorn.Config(create_app(painter), host=host, port=port, log_level="warning")
+        engine = Synthesizer.load(run, checkpoint, pick_device(device), precision)
+        console.print(f"run {run}: {engine.info.generator}, {engine.run.checkpoint.name}, {engine.precision} on "
+                      f"{engine.device}; open http://{host}:{port}/ (Ctrl+C stops)", highlight=False)
+        config = uvicorn.Config(create_app(engine), host=host, port=port, log_level="warning")
         uvicorn.Server(config).run(sockets=[sock])
 
 

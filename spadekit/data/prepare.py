@@ -25,9 +25,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from spadekit import registry
+from spadekit.console import progress as progress_of
 from spadekit.data.manifest import MANIFEST_NAME, DatasetFacts, Manifest, ShardInfo, SplitInfo
 from spadekit.data.sample import Sample
-from spadekit.data.sample_pool import Progress, SampleLoader, Shard
+from spadekit.data.sample_pool import SampleLoader, Shard
 from spadekit.data.shards import write_shard
 from spadekit.data.workers import cap_workers
 from spadekit.data.writes import file_in_the_way, first_line, first_missing, os_reason, writing
@@ -110,13 +111,14 @@ def prepare(
     resume: bool = False,
     shard_index: int = 0,
     num_shards: int = 1,
-    progress: Progress | None = None,
+    progress: bool = False,
     strict: bool = False,
 ) -> PrepareSummary:
     """Write the shards of `dataset` under `out`; see the module docstring for the guarantees.
 
     Everything that can be refused (settings, worker count, the output folder, damaged records of an
-    earlier run) is checked before the first write, so a refused call leaves the disk as it was.
+    earlier run) is checked before the first write, so a refused call leaves the disk as it was. `progress`
+    shows a bar of the source files read.
     """
     if not 0 <= shard_index < num_shards:
         raise SpadekitError(f"--shard-index {shard_index} must be in 0..{num_shards - 1} (--num-shards {num_shards}).")
@@ -142,11 +144,11 @@ def prepare(
         for shard in mine:  # half-written files of an interrupted run; other parts' files are theirs
             for stale in out.glob(f".{shard.file}.tmp*"):
                 stale.unlink()
-    if progress:
-        progress.start(sum(len(s.keys) for s in mine))
+    total = sum(len(s.keys) for s in mine)
+    bar = progress_of("preparing", total, "samples") if progress else contextlib.nullcontext(None)
     loader = SampleLoader(dataset, job["options"], src, core.resize, workers, source, strict)
-    with loader:
-        for shard, samples, skipped in loader.shards(mine, progress):
+    with loader, bar as advance:
+        for shard, samples, skipped in loader.shards(mine, advance):
             _write(out, shard, samples, skipped, source.facts)
     summary = _finish(out, source.facts, plan, splits, core.resize, written_now=len(mine))
     summary.notes = list(getattr(source, "summary_lines", list)())

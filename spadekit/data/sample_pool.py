@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing import shared_memory
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -18,11 +18,6 @@ from spadekit.data.manifest import DatasetFacts
 from spadekit.data.sample import Sample, SkipSample
 from spadekit.data.shards import shard_name
 from spadekit.errors import SpadekitError
-
-
-class Progress(Protocol):
-    def start(self, total: int) -> None: ...
-    def advance(self, n: int = 1) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -60,7 +55,9 @@ class SampleLoader:
             self.pool.terminate()
             self.pool.join()
 
-    def shards(self, shards: list[Shard], progress: Progress | None) -> Iterator[tuple[Shard, list, list]]:
+    def shards(self, shards: list[Shard], advance: Callable[[int], None] | None = None
+               ) -> Iterator[tuple[Shard, list, list]]:
+        """Each shard with its samples and skipped files, in order; `advance(1)` after every source file."""
         tasks = [(s.split, key) for s in shards for key in s.keys]
         if self.pool is not None:
             results = map(_from_shared, self.pool.imap(_load_to_shared, tasks, chunksize=2))
@@ -75,8 +72,8 @@ class SampleLoader:
                     samples.append(result)
                 else:
                     skipped.append(result)
-                if progress:
-                    progress.advance()
+                if advance:
+                    advance(1)
             yield shard, samples, skipped
 
 

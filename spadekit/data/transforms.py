@@ -14,27 +14,14 @@ Labels and instance maps use nearest; our index arrays reproduce PIL NEAREST exa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 
-Mode = Literal["resize_and_crop", "fixed", "scale_width_and_crop", "none"]
+from spadekit.preprocess import Mode, Preprocess  # noqa: F401  (re-exported: declared torch-free there)
+
 POWER_BASE = 32  # official `__make_power_2(img, base=32)` for preprocess_mode 'none'
-
-
-class Preprocess(BaseModel):
-    """Official options --preprocess_mode, --load_size, --crop_size, --aspect_ratio, --no_flip."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    mode: Mode = "resize_and_crop"
-    load_size: int = Field(286, ge=1)
-    crop_size: int = Field(256, ge=1)
-    aspect_ratio: float = Field(1.0, gt=0)
-    flip: bool = True
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from spadekit.errors import SpadekitError
 from spadekit.fileio import atomic_write_text
 
@@ -151,7 +149,7 @@ def _segmenter(demo: Demo) -> dict:
     s = demo.settings
     scores = train_segmenter(SegmenterTrainJob(shards=demo.shards, out=demo.segmenter.parent,
                                                epochs=s.segmenter_epochs, size=s.segmenter_size, force=True))
-    return {"val_miou": float(scores.miou), "val_accuracy": float(scores.pixel_accuracy)}
+    return {f"val_{key}": float(value) for key, value in scores.metrics().items()}
 
 
 def _train(demo: Demo) -> dict:
@@ -186,24 +184,23 @@ def _synth(demo: Demo) -> dict:
     from spadekit.data.palette import colourize
     from spadekit.data.reader import SplitReader
     from spadekit.imageio import save_png
-    from spadekit.synth import Painter
+    from spadekit.synthesis import Synthesizer, seeded
 
-    painter = Painter(demo.run, precision="fp32")
-    facts = painter.info.facts
+    engine = Synthesizer.load(demo.run, precision="fp32")
+    facts = engine.info.facts
     (demo.synth / "masks").mkdir(parents=True, exist_ok=True)
     (demo.synth / "painted").mkdir(exist_ok=True)
     reader = SplitReader(demo.shards, "val")
     labels = [reader.read(i).label for i in range(min(demo.settings.synth_masks, len(reader)))]
-    rng = torch.Generator().manual_seed(0)
+    rng = seeded(0)
     for i, label in enumerate(labels):
         save_png(demo.synth / "masks" / f"mask_{i}.png", colourize(label, facts))
-        image = painter.paint(painter.semantics([label], [None]), painter.latents(1, None, rng))[0]
+        image = engine.paint_maps([label], [None], 1, None, rng)[0]
         save_png(demo.synth / "painted" / f"mask_{i}.png", image.permute(1, 2, 0).numpy())
     unseen = registry.get("datasets", "toyscapes").build({"seed": 2026, "size": 128})  # keys the run never saw
     for style in STYLES:
         photo = unseen.style_photos(style, 1)[0]
         save_png(demo.synth / f"style_{style}.png", photo)
-        z = painter.latents(1, painter.encode_style(photo), rng)
-        image = painter.paint(painter.semantics([labels[0]], [None]), z)[0]
+        image = engine.paint_maps([labels[0]], [None], 1, engine.encode_style(photo), rng)[0]
         save_png(demo.synth / f"styled_{style}.png", image.permute(1, 2, 0).numpy())
     return {"masks": len(labels), "styles": list(STYLES)}

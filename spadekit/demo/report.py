@@ -16,6 +16,7 @@ from PIL import Image
 
 from spadekit.bench.protocol import Protocol
 from spadekit.bench.report import relative_path
+from spadekit.bench.scores import ACCURACY, FID, KID, MIOU
 from spadekit.fileio import atomic_write_text
 
 LOSSES = ("G_GAN", "G_feat", "G_L1", "KLD", "D_fake", "D_real")
@@ -63,7 +64,7 @@ def loss_plot(metrics: Path, out: Path) -> None:
 
 
 def _ratio(scores: dict) -> float | None:
-    miou, real = scores["scores"]["miou"], (scores.get("real_images") or {}).get("miou")
+    miou, real = scores["scores"][MIOU], (scores.get("real_images") or {}).get(MIOU)
     return miou / real if miou is not None and real else None
 
 
@@ -78,12 +79,12 @@ def _sections(demo, scores: dict) -> list[tuple[str, list]]:
     real = scores.get("real_images") or {}
     s = scores["scores"]
     ratio = _ratio(scores)
-    bench_rows = [["SPADE (" + scores["checkpoint"] + ")", _pct(s["miou"]), _pct(s["accuracy"]),
-                   "n/c" if s["fid"] is None else f"{s['fid']:.1f}",
-                   "n/c" if s["kid"] is None else f"{1000 * s['kid']:.2f}"],
-                  ["real images", _pct(real.get("miou")), _pct(real.get("accuracy")), "-", "-"]]
+    bench_rows = [["SPADE (" + scores["checkpoint"] + ")", _pct(s[MIOU]), _pct(s[ACCURACY]),
+                   "n/c" if s[FID] is None else f"{s[FID]:.1f}",
+                   "n/c" if s[KID] is None else f"{1000 * s[KID]:.2f}"],
+                  ["real images", _pct(real.get(MIOU)), _pct(real.get(ACCURACY)), "-", "-"]]
     protocol = Protocol.model_validate(scores["protocol"]).rows()
-    reasons = [f"{key} not computed: {why}" for key, why in scores["not_computed"].items() if key in ("fid", "kid")]
+    reasons = [f"{key} not computed: {why}" for key, why in scores["not_computed"].items() if key in (FID, KID)]
     commands = demo.commands()
     step_rows = [[name, f"{step['seconds']:.0f} s", commands[name]] for name, step in steps.items()]
     samples = sorted((demo.run / "samples").glob("step_*.png"))

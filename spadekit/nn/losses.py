@@ -64,21 +64,6 @@ def gan_loss(outputs: DOutputs, target_is_real: bool, for_discriminator: bool, m
     return total / len(scales)
 
 
-class GANLoss:
-    """`gan_loss` with the mode fixed, e.g. `GANLoss("hinge")(d_fake, True, for_discriminator=False)`."""
-
-    def __init__(self, mode: str = "hinge") -> None:
-        if mode not in GAN_MODES:
-            raise SpadekitError(f"GAN loss mode {mode!r} is unknown; choose one of {', '.join(map(repr, GAN_MODES))}.")
-        self.mode = mode
-
-    def __call__(self, outputs: DOutputs, target_is_real: bool, for_discriminator: bool = True) -> Tensor:
-        return gan_loss(outputs, target_is_real, for_discriminator, self.mode)
-
-    def __repr__(self) -> str:
-        return f"GANLoss(mode={self.mode!r})"
-
-
 def feature_matching_loss(fake_outputs: DOutputs, real_outputs: DOutputs, lambda_feat: float = 10.0) -> Tensor:
     """L1 between D's intermediate features on fake and real (real detached), each weighted lambda_feat/num_D."""
     fake, real = _scales(fake_outputs), _scales(real_outputs)

@@ -6,17 +6,10 @@ CUDA (the state-dict keys are the same), so one checkpoint serves one GPU or man
 
 from __future__ import annotations
 
-from typing import Literal
-
 from torch import nn
 
 from spadekit.nn.layers import spectral_norm
-
-ParamFreeNorm = Literal["sync_batch", "batch", "instance"]
-LayerNorm = Literal[
-    "spectralinstance", "spectralbatch", "spectralsync_batch", "spectralnone",
-    "instance", "batch", "sync_batch", "none",
-]
+from spadekit.nn.norm_names import LayerNorm, ParamFreeNorm
 
 
 class SyncableBatchNorm2d(nn.BatchNorm2d):
@@ -38,7 +31,7 @@ def _batch_norm(kind: str, channels: int, affine: bool) -> nn.BatchNorm2d:
     return cls(channels, affine=affine)
 
 
-def param_free_norm(kind: str, channels: int) -> nn.Module:
+def param_free_norm(kind: ParamFreeNorm, channels: int) -> nn.Module:
     """The normalization SPADE modulates: zero mean, unit variance, no affine parameters (paper Eq. 1)."""
     if kind in ("sync_batch", "batch"):
         return _batch_norm(kind, channels, affine=False)
@@ -47,7 +40,7 @@ def param_free_norm(kind: str, channels: int) -> nn.Module:
     raise ValueError(f"unknown parameter-free norm {kind!r}; expected sync_batch, batch or instance")
 
 
-def normalized_conv(conv: nn.Conv2d, norm: str) -> nn.Module:
+def normalized_conv(conv: nn.Conv2d, norm: LayerNorm) -> nn.Module:
     """Official `get_nonspade_norm_layer`: 'spectral' prefix adds spectral norm; a following norm drops the
     conv's bias (the norm would cancel it) and wraps `Sequential(conv, norm)`."""
     spectral = norm.startswith("spectral")

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spadekit.nn.layers import conv2d
+from spadekit.nn.norm_names import ParamFreeNorm
 from spadekit.nn.spade import SPADE
 
 
@@ -14,7 +15,7 @@ class SPADEResBlock(nn.Module):
     """Two (SPADE, LeakyReLU 0.2, 3x3 conv) units with a skip; when the width changes the skip is learned:
     SPADE then a 1x1 conv without bias or activation (`conv_s`, `norm_s`). `one_hot_nc`: see `SPADE`."""
 
-    def __init__(self, fin: int, fout: int, label_nc: int, norm: str = "sync_batch", kernel_size: int = 3,
+    def __init__(self, fin: int, fout: int, label_nc: int, norm: ParamFreeNorm = "sync_batch", kernel_size: int = 3,
                  hidden: int = 128, spectral: bool = True, one_hot_nc: int | None = None):
         super().__init__()
         fmiddle = min(fin, fout)

@@ -7,25 +7,22 @@ import torch.nn.functional as F
 from torch import nn
 
 from spadekit.nn.layers import conv2d
+from spadekit.nn.norm_names import ParamFreeNorm
 from spadekit.nn.norms import param_free_norm
-from spadekit.nn.onehot import one_hot_conv2d, one_hot_conv_pays, one_hot_labels
-from spadekit.nn.regions import region_modulation
 
 
 class SPADE(nn.Module):
     """Normalize `x` without affine parameters, then modulate it with a per-pixel scale gamma and bias beta
-    that a small conv net computes from the segmentation map: `norm(x) * (1 + gamma) + beta`.
+    that a small conv net computes from the segmentation map: `norm(x) * (1 + gamma) + beta` (Eq. 1).
 
     Submodule names follow the official code (`param_free_norm`, `mlp_shared.0`, `mlp_gamma`, `mlp_beta`),
     so its checkpoints map onto this class key for key.
 
     `one_hot_nc`: how many leading channels of the segmap are one-hot per pixel (`LabelSpace.one_hot_nc`).
-    When given, `mlp_shared`'s conv may run as table lookups (`spadekit.nn.onehot`), with the same parameters
-    and result: `use_one_hot_conv` None (default) does where `one_hot_conv_pays`, True always, False never.
-    Without grad, gamma and beta then come from per-class tables inside uniform regions (`spadekit.nn.regions`).
+    The block itself does not use it; the inference fast path (`spadekit.nn.spade_fast`) does.
     """
 
-    def __init__(self, norm_nc: int, label_nc: int, norm: str = "sync_batch", kernel_size: int = 3,
+    def __init__(self, norm_nc: int, label_nc: int, norm: ParamFreeNorm = "sync_batch", kernel_size: int = 3,
                  hidden: int = 128, one_hot_nc: int | None = None):
         super().__init__()
         if one_hot_nc is not None and not 0 < one_hot_nc <= label_nc:
@@ -37,32 +34,13 @@ class SPADE(nn.Module):
         self.mlp_gamma = conv2d(hidden, norm_nc, kernel_size)
         self.mlp_beta = conv2d(hidden, norm_nc, kernel_size)
         self.one_hot_nc = one_hot_nc
-        self.use_one_hot_conv: bool | None = None
 
     def forward(self, x: torch.Tensor, segmap: torch.Tensor) -> torch.Tensor:
         normalized = self.param_free_norm(x)
         segmap = resize_segmap(segmap, x.shape[-2:])
-        if not self._one_hot_conv(segmap):
-            actv = self.mlp_shared(segmap)
-            return self._modulate(normalized, self.mlp_gamma(actv), self.mlp_beta(actv))
-        conv, relu = self.mlp_shared
-        labels = one_hot_labels(segmap, self.one_hot_nc)  # once, for the lookups and the region tables
-        actv = relu(one_hot_conv2d(segmap, conv.weight, conv.bias, self.one_hot_nc, conv.padding[0], labels=labels))
-        maps = None if torch.is_grad_enabled() else \
-            region_modulation(segmap, actv, conv, self.mlp_gamma, self.mlp_beta, self.one_hot_nc, labels)
-        return self._modulate(normalized, *(maps or (self.mlp_gamma(actv), self.mlp_beta(actv))))
-
-    @staticmethod
-    def _modulate(normalized: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled():
-            return normalized * (1 + gamma) + beta
-        return normalized.mul_(gamma.add_(1)).add_(beta)  # in place: no fresh feature-map-sized buffers
-
-    def _one_hot_conv(self, segmap: torch.Tensor) -> bool:
-        if self.one_hot_nc is None or self.use_one_hot_conv is False or segmap.requires_grad:
-            return False
-        pixels = segmap.shape[0] * segmap.shape[2] * segmap.shape[3]
-        return self.use_one_hot_conv or one_hot_conv_pays(self.one_hot_nc, pixels, segmap.device.type)
+        actv = self.mlp_shared(segmap)
+        gamma, beta = self.mlp_gamma(actv), self.mlp_beta(actv)
+        return normalized * (1 + gamma) + beta
 
 
 def resize_segmap(segmap: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from spadekit.errors import SpadekitError
+from spadekit.weights import load_weights_only
 
 # torchvision's VGG19 `features` up to relu5_1 ("M" is a 2x2 max pool); indices match `vgg19().features`.
 _CONFIG = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512)
@@ -72,13 +73,7 @@ class VGG19Features(nn.Module):
 
 def _read_state_dict(path: Path, expected: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """Load and check a torchvision VGG19 state_dict, keeping only the `features.*` entries in `expected`."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors come in many types
-        raise SpadekitError(
-            f"VGG19 weights file {path} is not a loadable PyTorch state_dict ({type(exc).__name__}: {exc}); "
-            f"replace it with a fresh download of {vgg19_url()}."
-        ) from exc
+    state = load_weights_only(path, f"VGG19 weights file {path}", f"replace it with a fresh download of {vgg19_url()}")
     if not isinstance(state, Mapping):
         raise SpadekitError(
             f"VGG19 weights file {path} holds a {type(state).__name__}, not a state_dict; "

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from spadekit.data.labelspaces import ade20k_facts, cityscapes_facts, coco_stuff_facts
 from spadekit.data.manifest import DatasetFacts
+from spadekit.datasets import OFFICIAL_DATASETS, PAPER_DATASETS
 from spadekit.errors import SpadekitError
 from spadekit.nn.semantics import LabelSpace
 
-OFFICIAL_DATASETS = ("coco", "ade20k", "cityscapes")
+__all__ = ["OFFICIAL_DATASETS", "NvlabsConfig", "official_config", "official_semantic_nc"]
 
 
 @dataclass(frozen=True)
@@ -45,20 +45,19 @@ class NvlabsConfig:
 
 def official_config(dataset: str) -> NvlabsConfig:
     """The official TrainOptions/TestOptions defaults of `--dataset_mode coco|ade20k|cityscapes`."""
-    if dataset == "coco":
-        return NvlabsConfig("coco", coco_stuff_facts(), 256)
-    if dataset == "ade20k":
-        return NvlabsConfig("ade20k", ade20k_facts(), 256)
-    if dataset == "cityscapes":
-        return NvlabsConfig("cityscapes", cityscapes_facts(), 512, 2.0, "more", "fixed", 512)
-    raise SpadekitError(
-        f"--dataset {dataset!r} is not an official SPADE configuration; use coco, ade20k or cityscapes "
-        "(the one the checkpoint was trained on)."
-    )
+    if dataset not in OFFICIAL_DATASETS:
+        raise SpadekitError(
+            f"--dataset {dataset!r} is not an official SPADE configuration; use coco, ade20k or cityscapes "
+            "(the one the checkpoint was trained on)."
+        )
+    row = PAPER_DATASETS[dataset]
+    return NvlabsConfig(row.name, row.facts(), row.crop_size, row.aspect_ratio, row.num_upsampling_layers,
+                        row.preprocess, row.load_size)
 
 
 def official_semantic_nc(dataset: str) -> int:
-    return {"coco": 184, "ade20k": 151, "cityscapes": 36}[dataset]
+    """The input channels of the official generator of `dataset` (classes, don't-care, instance edges)."""
+    return official_config(dataset).space.semantic_nc
 
 
 def upsamplings(num_upsampling_layers: str) -> int:

@@ -28,9 +28,9 @@ import torch
 from torch import nn
 
 from spadekit import registry
-from spadekit.bench.protocol import PAPER_SEGMENTERS
 from spadekit.checkpoints import save_step_checkpoint
 from spadekit.config import load_recipe
+from spadekit.datasets import PAPER_DATASETS
 from spadekit.errors import SpadekitError
 from spadekit.fileio import atomic_write_text, sha256_file
 from spadekit.generator import count_parameters
@@ -183,8 +183,8 @@ def recipe_text(config: NvlabsConfig, options: dict[str, Any], d_options: dict[s
         "train.init_from": str(Path(run_dir).resolve()),
         "bench.generator_weights": "raw",  # Table 1's protocol: the official code keeps no EMA
     }
-    if config.name in PAPER_SEGMENTERS:
-        overrides["bench.segmenter"] = PAPER_SEGMENTERS[config.name]
+    if config.name in PAPER_DATASETS:
+        overrides["bench.segmenter"] = PAPER_DATASETS[config.name].segmenter
     header = (f"# Recipe for fine-tuning the official SPADE {config.name} model imported into {run_dir}\n"
               "# (train.init_from). Set data.shards to your prepared dataset and train into a new run directory;\n"
               "# the [data] and [model] settings are the official ones, [bench] is Table 1's protocol.\n\n")

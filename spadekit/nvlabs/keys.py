@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from spadekit.errors import SpadekitError
 from spadekit.nn.layers import OFFICIAL_SPECTRAL_KEYS
 from spadekit.run_info import few_keys
+from spadekit.weights import load_weights_only
 
 ROLES = {"G": "generator", "E": "encoder", "D": "discriminator"}  # official file suffix -> network
 _SN = {suffix: "." + ours for suffix, ours in OFFICIAL_SPECTRAL_KEYS.items()}
@@ -48,13 +49,7 @@ def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], bool]:
     """An official state dict loaded onto the CPU (tensors only, no code), and whether a DataParallel
     `module.` prefix was stripped from its keys."""
     path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise SpadekitError(
-            f"{path} cannot be read as a PyTorch state dict ({first}); download the official checkpoint again."
-        ) from exc
+    state = load_weights_only(path, f"PyTorch state dict {path}", "download the official checkpoint again")
     if not isinstance(state, dict) or not state or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
     ):

@@ -22,9 +22,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from spadekit.config import DataSection
 from spadekit.errors import SpadekitError
+from spadekit.nn.norm_names import ParamFreeNorm
 from spadekit.nvlabs.configs import NvlabsConfig
+from spadekit.preprocess import Mode
 
 OPT_TXT = "opt.txt"
 OPT_PKL = "opt.pkl"
@@ -93,12 +94,12 @@ class Option:
 class SpadeNorm:
     """A SPADE generator's norm_G in the spade plugin's terms."""
 
-    norm: str  # sync_batch | batch | instance
+    norm: ParamFreeNorm
     kernel_size: int
     spectral: bool
 
 
-_PARAM_FREE = {"syncbatch": "sync_batch", "batch": "batch", "instance": "instance"}
+_PARAM_FREE: dict[str, ParamFreeNorm] = {"syncbatch": "sync_batch", "batch": "batch", "instance": "instance"}
 
 
 def parse_spade_norm(norm_g: str) -> SpadeNorm | None:
@@ -211,7 +212,7 @@ def configure(opt: OfficialOptions, config: NvlabsConfig) -> tuple[NvlabsConfig,
     changes: dict[str, Any] = {name: opt.value(name) for name in _GEOMETRY if name in opt}
     notes = []
     mode = opt.value("preprocess_mode")
-    if mode in _preprocess_modes():
+    if mode in typing.get_args(Mode):
         changes["preprocess"] = mode
     elif mode is not None:
         notes.append(f"{opt.says('preprocess_mode')}, which spadekit does not implement: the fine-tuning recipe "
@@ -228,11 +229,6 @@ def configure(opt: OfficialOptions, config: NvlabsConfig) -> tuple[NvlabsConfig,
         notes.append(f"{opt.path} does not set {', '.join(missing)}: the {config.name} defaults and the weights "
                      "decide those")
     return config, notes
-
-
-def _preprocess_modes() -> tuple[str, ...]:
-    """The official preprocess modes spadekit implements (the recipe's data.preprocess values)."""
-    return typing.get_args(DataSection.model_fields["preprocess"].annotation)
 
 
 def _instance_edges(opt: OfficialOptions, config: NvlabsConfig) -> bool:

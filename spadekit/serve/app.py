@@ -1,4 +1,4 @@
-"""The painting page's web app: one page and a small API around a `Painter` (FastAPI).
+"""The painting page's web app: one page and a small API around a `Synthesizer` (FastAPI).
 
 - `GET /` the page (`page.html`: canvas, palette, brushes, style photo, result);
 - `GET /palette` the run's classes (id, name, colour), the mask size and whether it takes a style photo;
@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
@@ -32,7 +31,7 @@ from PIL import Image, UnidentifiedImageError
 
 from spadekit.errors import SpadekitError
 from spadekit.masks import MAX_STYLE_PIXELS, mask_ids
-from spadekit.synth import Painter
+from spadekit.synthesis import Synthesizer, seeded
 
 PAGE = Path(__file__).with_name("page.html")
 MAX_UPLOAD_BYTES = 8 << 20  # per file; a 4096x4096 PNG mask compresses far below this
@@ -92,12 +91,12 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-def create_app(painter: Painter, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI:
+def create_app(engine: Synthesizer, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI:
     app = FastAPI(title="spadekit serve", docs_url=None, redoc_url=None)
     app.add_middleware(BodyLimit, limit=2 * max_upload_bytes + FORM_OVERHEAD)
     lock = threading.Lock()
-    facts = painter.info.facts
-    height, width = painter.size
+    facts = engine.info.facts
+    height, width = engine.size
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:
@@ -105,15 +104,15 @@ def create_app(painter: Painter, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> Fa
 
     @app.get("/health")
     def health() -> dict:
-        return {"status": "ok", "run": str(painter.run_dir), "checkpoint": painter.checkpoint.name,
-                "generator": painter.info.generator, "device": str(painter.device), "precision": painter.precision}
+        return {"status": "ok", "run": str(engine.run.run_dir), "checkpoint": engine.run.checkpoint.name,
+                "generator": engine.info.generator, "device": str(engine.device), "precision": engine.precision}
 
     @app.get("/palette")
     def palette() -> dict:
         classes = [{"id": i, "name": name, "colour": list(colour)}
                    for i, (name, colour) in enumerate(zip(facts.class_names, facts.palette, strict=True))]
         return {"dataset": facts.name, "classes": classes, "width": width, "height": height,
-                "style": painter.encodes_style, "samples": painter.takes_latent, "run": painter.run_dir.name}
+                "style": engine.encodes_style, "samples": engine.takes_latent, "run": engine.run.run_dir.name}
 
     @app.post("/synthesize")
     async def synthesize(request: Request) -> Response:
@@ -126,12 +125,12 @@ def create_app(painter: Painter, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> Fa
         mask = await _file_bytes(form, "mask", max_upload_bytes, required=True)
         style = await _file_bytes(form, "style", max_upload_bytes, required=False)
         seed = _seed(form.get("seed"))
-        labels = _labels(mask, painter, width, height)
+        labels = _labels(mask, engine, width, height)
         photo = _photo(style) if style is not None else None
-        if photo is not None and not painter.encodes_style:
+        if photo is not None and not engine.encodes_style:
             raise HTTPException(422, "This run's generator has no image encoder, so it cannot take a style photo.")
         start = time.perf_counter()
-        png = await run_in_threadpool(_paint, painter, lock, labels, photo, seed)
+        png = await run_in_threadpool(_paint, engine, lock, labels, photo, seed)
         return Response(png, media_type="image/png",
                         headers={"X-Synth-Ms": f"{(time.perf_counter() - start) * 1000:.1f}"})
 
@@ -162,7 +161,7 @@ def _seed(value) -> int:
     return seed
 
 
-def _labels(data: bytes, painter: Painter, width: int, height: int) -> np.ndarray:
+def _labels(data: bytes, engine: Synthesizer, width: int, height: int) -> np.ndarray:
     if not data.startswith(b"\x89PNG\r\n\x1a\n"):
         raise HTTPException(415, "The mask is not a PNG; send the canvas as PNG (colours of the palette or class ids).")
     image = _open_image(data, "The mask PNG")
@@ -174,7 +173,7 @@ def _labels(data: bytes, painter: Painter, width: int, height: int) -> np.ndarra
     except (OSError, SyntaxError, ValueError) as err:
         raise HTTPException(415, f"The mask PNG cannot be decoded ({err}).") from None
     try:
-        return mask_ids(image, painter.info.facts, "The mask")
+        return mask_ids(image, engine.info.facts, "The mask")
     except SpadekitError as err:
         raise HTTPException(422, str(err)) from None
 
@@ -201,12 +200,12 @@ def _open_image(data: bytes, what: str) -> Image.Image:
         raise HTTPException(415, f"{what} cannot be decoded as an image ({err}).") from None
 
 
-def _paint(painter: Painter, lock: threading.Lock, labels: np.ndarray, photo: np.ndarray | None, seed: int) -> bytes:
+def _paint(engine: Synthesizer, lock: threading.Lock, labels: np.ndarray, photo: np.ndarray | None,
+           seed: int) -> bytes:
     """One image, with the generator to itself: requests queue on `lock`."""
     with lock:
-        style = painter.encode_style(photo) if photo is not None else None
-        z = painter.latents(1, style, torch.Generator().manual_seed(seed))
-        image = painter.paint(painter.semantics([labels], [None]), z)[0]
+        style = engine.encode_style(photo) if photo is not None else None
+        image = engine.paint_maps([labels], [None], 1, style, seeded(seed))[0]
     buffer = io.BytesIO()
     Image.fromarray(image.permute(1, 2, 0).numpy()).save(buffer, format="PNG")
     return buffer.getvalue()

@@ -1,4 +1,5 @@
-"""tinygen: a third-party generator plugin, written against spadekit's public API only.
+"""tinygen: a third-party generator plugin, written against spadekit's plugin API only
+(`spadekit.plugin`).
 
 This module is what the entry point names: the spec, light to import (no torch); the network is in
 `spadekit_tinygen.generator`, imported when the plugin is built.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from spadekit.registry import PluginSpec
+from spadekit.plugin import PluginSpec
 
 
 class TinyGenOptions(BaseModel):

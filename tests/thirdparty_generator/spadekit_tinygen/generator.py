@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from spadekit.generator import GeneratorContext
-from spadekit.nn.layers import conv2d
+from spadekit.plugin import GeneratorContext, conv2d
 
 
 class TinyGenerator(nn.Module):
