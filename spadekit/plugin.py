@@ -12,14 +12,11 @@ rest is imported when first asked for (PEP 562), so `from spadekit.plugin import
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from spadekit import __version__
 from spadekit.errors import SpadekitError
 from spadekit.registry import PluginSpec
-
-if TYPE_CHECKING:
-    pass
 
 # name -> the module that defines it; imported on first use
 _LAZY = {
@@ -34,6 +31,7 @@ _LAZY = {
     "Sample": "spadekit.data.sample",
     "SkipSample": "spadekit.data.sample",
     "COLOUR_MODES": "spadekit.data.files",
+    "PHOTO_SUFFIXES": "spadekit.data.files",
     "as_label_dtype": "spadekit.data.files",
     "check_same_size": "spadekit.data.files",
     "read_index_map": "spadekit.data.files",

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spadekit.data.files import as_label_dtype, read_rgb
+from spadekit.data.files import PHOTO_SUFFIXES, as_label_dtype, read_rgb
 from spadekit.data.sample import SkipSample
 from spadekit.device import autocast
 from spadekit.errors import SpadekitError
@@ -25,7 +25,6 @@ from spadekit.masks import MAX_STYLE_PIXELS
 from spadekit.segmenter import Segmenter
 
 MAX_PHOTO_PIXELS = MAX_STYLE_PIXELS  # 40 MP: a 2048x1024 Cityscapes photo is 2 MP, a 24 MP camera's fits
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ def test_ade20k_other_is_ignored_as_the_csail_evaluation_ignores_it():
 def test_coco_stuff_matches_itself_and_ignores_255():
     facts = coco_stuff_facts()
     mapping = LabelMapping(facts, facts)
-    assert mapping.describe_matching(facts, facts) == "identity (182 classes)"
+    assert mapping.describe_matching() == "identity (182 classes)"
     assert mapping.describe() == "don't-care id 255"
     assert mapping(torch.tensor([0, 181, 182])).tolist() == [0, 181, mapping.ignore]  # 182: the loader's 255
 

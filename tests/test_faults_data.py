@@ -169,7 +169,7 @@ def test_export_and_show_refuse_a_flipped_pixel_byte(toy_shards, tmp_path, capsy
 
 
 def test_training_and_bench_datasets_refuse_a_flipped_pixel_byte(toy_shards, tmp_path):
-    from spadekit.bench.synthesis import eval_dataset
+    from spadekit.bench.eval_split import eval_dataset
     from spadekit.data.dataset import ShardDataset
 
     copy = damaged_copy(toy_shards, tmp_path, "pixel", name="val-00000-of-00001.h5")
@@ -207,7 +207,7 @@ def test_a_shard_is_hashed_once_per_process_and_workers_inherit_it(toy_shards, t
 
 @pytest.mark.parametrize("how", ["truncated", "empty", "deleted", "metadata"])
 def test_damaged_shard_is_one_sentence_for_every_reader(toy_shards, tmp_path, how):
-    from spadekit.bench.synthesis import eval_dataset
+    from spadekit.bench.eval_split import eval_dataset
     from spadekit.data.dataset import ShardDataset
     from spadekit.data.export import export
     from spadekit.data.show import show_grid

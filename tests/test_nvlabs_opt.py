@@ -23,10 +23,11 @@ from spadekit.errors import SpadekitError
 from spadekit.nvlabs import import_nvlabs, official_config
 from spadekit.nvlabs.options import parse_opt_txt
 from spadekit.run_info import load_generator
-from tests.test_nvlabs_import import (
+from tests.test_nvlabs_import import (  # _one_thread: the same autouse fixture, one torch thread
     NGF,
     TINY,
     TINY_NC,
+    _one_thread,  # noqa: F401
     assert_image_close,
     calibrate,
     official_e_layout,
@@ -80,14 +81,6 @@ def write_opt(folder: Path, **given) -> Path:
 def tiny_opt(**given) -> dict:
     """The options of a TINY-label-space run (5 classes + don't-care + instance edges) with width NGF at 64."""
     return {"label_nc": 5, "crop_size": 64, "load_size": 72, "ngf": NGF, "dataset_mode": "custom", **given}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 runner = CliRunner()

@@ -13,9 +13,8 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from spadekit.plugin import SkipSample, SpadekitError
+from spadekit.plugin import PHOTO_SUFFIXES, SkipSample, SpadekitError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 MAP_SUFFIXES = (".png",)
 
 
@@ -47,7 +46,7 @@ def split_folders(root: Path) -> dict[str, Path]:
     subfolders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not subfolders:
         return {"train": root}
-    loose = sorted(p.name for p in root.iterdir() if _is_file_with(p, IMAGE_SUFFIXES))
+    loose = sorted(p.name for p in root.iterdir() if _is_file_with(p, PHOTO_SUFFIXES))
     if loose:
         raise SpadekitError(
             f"{root} holds both photos ({loose[0]}, ...) and sub-folders ({subfolders[0].name}, ...); put every "

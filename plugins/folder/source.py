@@ -25,6 +25,7 @@ from PIL import Image
 
 from spadekit.plugin import (
     COLOUR_MODES,
+    PHOTO_SUFFIXES,
     DatasetFacts,
     Sample,
     SkipSample,
@@ -37,7 +38,6 @@ from spadekit.plugin import (
 from spadekit_plugins.folder.autolabel import AutoLabeller
 from spadekit_plugins.folder.classes import FolderClasses, label_space
 from spadekit_plugins.folder.layout import (
-    IMAGE_SUFFIXES,
     MAP_SUFFIXES,
     FileIndex,
     hold_out,
@@ -66,7 +66,7 @@ def folder_source(options: FolderOptions, src: Path) -> FolderSource:
             "(for a folder of photos alone, use `spadekit prepare flickr`)."
         )
     folders = split_folders(images_root)
-    images = index_files(folders, IMAGE_SUFFIXES)
+    images = index_files(folders, PHOTO_SUFFIXES)
     instances = _mirror(src / "instances", folders, images_root)
     labels = _mirror(src / "labels", folders, images_root)
     name = options.name or src.resolve().name
@@ -87,7 +87,7 @@ def folder_source(options: FolderOptions, src: Path) -> FolderSource:
 
 def flickr_source(options: FlickrOptions, src: Path) -> FolderSource:
     _check_folder(src, FLICKR_LAYOUT)
-    images = index_files(split_folders(src), IMAGE_SUFFIXES)
+    images = index_files(split_folders(src), PHOTO_SUFFIXES)
     notes = []
     if options.val_count:
         images = hold_out(images, options.val_count)

@@ -19,12 +19,12 @@ from typing import Any
 import torch
 
 from spadekit.bench import fid
+from spadekit.bench.eval_split import eval_batches, eval_dataset
 from spadekit.bench.folders import ImageFolder, RealSet, image_name
 from spadekit.bench.protocol import Protocol, shards_digest
 from spadekit.bench.published import PublishedScores, published_scores
 from spadekit.bench.scores import ACCURACY, FID, KID, KID_STD, MIOU
 from spadekit.bench.segmentation import LabelMapping, SegmentationScorer, segmenter_files_sha256
-from spadekit.bench.synthesis import eval_batches, eval_dataset
 from spadekit.config import BenchSection, load_recipe, shards_of
 from spadekit.console import progress
 from spadekit.data.manifest import DatasetFacts, Manifest
@@ -237,7 +237,7 @@ def _protocol(manifest, settings, info, num, latent, weights, segmenter, mapping
         segmenter_classes=mapping.num_classes if mapping else None,
         segmenter_procedure=(getattr(segmenter, "procedure", "") or None) if segmenter else None,
         segment_resolution=settings.segment_resolution if segmenter else None,
-        label_matching=mapping.describe_matching(facts, segmenter.facts) if mapping else None,
+        label_matching=mapping.describe_matching() if mapping else None,
         ignored=mapping.describe() if mapping else None,
         fid_backend=fid.backend(),
         inception_sha256=weights.sha256,

@@ -40,12 +40,14 @@ class LabelMapping:
                 "(`spadekit segmenter train SHARDS --out DIR`)."
             )
         self.dontcare_id = dataset.dontcare_id
+        self.dataset, self.segmenter = dataset, segmenter
 
     def __call__(self, label: Tensor) -> Tensor:
         """Loader labels (don't-care already mapped to label_nc) to the segmenter's ids."""
         return self.lut.to(label.device)[label]
 
-    def describe_matching(self, dataset: DatasetFacts, segmenter: DatasetFacts) -> str:
+    def describe_matching(self) -> str:
+        dataset, segmenter = self.dataset, self.segmenter
         if dataset.class_names == segmenter.class_names:
             return f"identity ({segmenter.label_nc} classes)"
         matched = dataset.label_nc - len(self.unmatched)

@@ -14,6 +14,7 @@ from PIL import Image
 
 from spadekit.data.sample import SkipSample
 
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")  # what counts as a photo
 COLOUR_MODES = ("RGB", "RGBA", "LA", "CMYK", "YCbCr")
 
 
