@@ -16,6 +16,11 @@ Parameter counts: `parameter_count` builds a generator on the meta device (`buil
 allocated; a plugin should build there, so it must not compute with its weights in `__init__`) and counts
 it without its image encoder. `PAPER_CONTEXTS` are the paper's label spaces at 256x256, for counts
 comparable with its tables (`spadekit plugins --json` reports them).
+
+Compute: `generator_macs` counts the multiply-accumulates of one forward (batch 1, the context's image size)
+with torch's FlopCounterMode on the meta device: the convolutions, linear layers and matrix products (FLOPs / 2);
+elementwise work (norms, activations, modulation, lookups) is not counted, as the papers' GMAC figures do not
+count it. A plugin whose forward cannot run on the meta device has no count there.
 """
 
 from __future__ import annotations
@@ -109,6 +114,23 @@ def build_on_meta(name: str, options: dict[str, Any], context: GeneratorContext)
 def parameter_count(name: str, options: dict[str, Any], context: GeneratorContext) -> int:
     """The named generator's parameters (without its encoder), counted without allocating them."""
     return count_generator_parameters(build_on_meta(name, options, context))
+
+
+def generator_macs(name: str, options: dict[str, Any], context: GeneratorContext) -> int:
+    """Multiply-accumulates of one forward of the named generator at batch 1 (see the module docstring)."""
+    return forward_macs(build_on_meta(name, options, context), context)
+
+
+def forward_macs(generator: nn.Module, context: GeneratorContext) -> int:
+    """Multiply-accumulates of one forward (batch 1, zero semantics, the prior's latent) of a generator built
+    on the meta device."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    height, width = context.image_size
+    semantics = torch.zeros(1, context.semantic_nc, height, width, device="meta")
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        generator.eval()(semantics)
+    return counter.get_total_flops() // 2
 
 
 @contextlib.contextmanager

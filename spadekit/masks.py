@@ -51,6 +51,28 @@ def mask_ids(image: Image.Image, facts: DatasetFacts, where: str) -> np.ndarray:
     return ids
 
 
+def read_region(spec: str, labels: np.ndarray, facts: DatasetFacts, where: str) -> np.ndarray:
+    """The region to resample in the label map `labels` of `where` (a mask file): a mask file of the same size
+    (its non-zero pixels), else a class of the run's dataset by name (any case) or id. Boolean H x W."""
+    path = Path(spec)
+    if path.is_file():
+        region = np.asarray(open_image(path, "region mask").convert("L")) > 0
+        if region.shape != labels.shape:
+            raise SpadekitError(f"Region mask {path} is {region.shape[1]}x{region.shape[0]}, but {where} is "
+                                f"{labels.shape[1]}x{labels.shape[0]}; paint the region at the mask's size.")
+    else:
+        names = {name.lower(): i for i, name in enumerate(facts.class_names)}
+        class_id = int(spec) if spec.isdigit() else names.get(spec.lower())
+        if class_id is None or class_id >= facts.label_nc:
+            raise SpadekitError(f"--resample-region {spec!r} is neither a file nor a class of {facts.name} (by name "
+                                "or id); give a mask file or one of the classes `spadekit plugins` lists.")
+        region = labels == class_id
+    if not region.any():
+        raise SpadekitError(f"--resample-region {spec!r} covers no pixel of {where}; pick a class it shows or "
+                            "paint the region.")
+    return region
+
+
 def read_instance(path: Path) -> np.ndarray:
     """An instance map (one id per object; any integer PNG) as int64 H x W."""
     image = open_image(Path(path), "instance map")

@@ -17,6 +17,10 @@ Measured, each as the median of `repeats` runs after warm-up:
   and 2 worker processes, and prepare's images/s (toyscapes at 256 px, 2 workers).
 bf16 is measured only where the device runs it natively (CPUs with AVX512-BF16 or AMX; GPUs); elsewhere it
 is reported as null, with the reason.
+
+`model` (`spadekit perf --model NAME`, default "spade") times another generator plugin, with its default
+options, in the same places under the same keys ("model" says which): e.g. "clade" for CLADE's forward and
+training step beside SPADE's.
 """
 
 from __future__ import annotations
@@ -96,20 +100,20 @@ def scene_semantics(space: LabelSpace, batch: int, size: int) -> torch.Tensor:
 MASKS = {"scene": scene_semantics, "blocky": blocky_semantics}
 
 
-def generator_flops(space: LabelSpace = COCO_SPACE, size: int = SIZE) -> float:
-    """Nominal FLOPs of one SPADE generator forward (the plain computation), counted on the meta device."""
+def generator_flops(space: LabelSpace = COCO_SPACE, size: int = SIZE, model: str = "spade") -> float:
+    """Nominal FLOPs of one generator forward (the plain computation), counted on the meta device."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    generator = build_on_meta("spade", {}, GeneratorContext(space, size)).eval()  # plain SPADE blocks
+    generator = build_on_meta(model, {}, GeneratorContext(space, size)).eval()  # not on the fast path
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         generator(torch.zeros(1, space.semantic_nc, size, size, device="meta"))
     return float(counter.get_total_flops())
 
 
 def generator_forward_s(precision: str, device: torch.device, repeats: int, size: int = SIZE,
-                        mask: str = "scene") -> float:
+                        mask: str = "scene", model: str = "spade") -> float:
     torch.manual_seed(0)
-    engine = Synthesizer(build_generator("spade", {}, GeneratorContext(COCO_SPACE, size)), COCO_SPACE, device,
+    engine = Synthesizer(build_generator(model, {}, GeneratorContext(COCO_SPACE, size)), COCO_SPACE, device,
                          precision)
     semantics = MASKS[mask](COCO_SPACE, 1, size).to(device)
     return timed(lambda: engine.forward(semantics, None), repeats, 2, device)
@@ -117,15 +121,16 @@ def generator_forward_s(precision: str, device: torch.device, repeats: int, size
 
 def train_step_s(precision: str, device: torch.device, repeats: int, warmup: int = 1,
                  space: LabelSpace = COCO_SPACE, size: int = SIZE, batch: int = 1, plain: bool = False,
-                 channels_last: bool = False) -> float:
-    """Median seconds of one training step (G update, then D update) of the SPADE generator at `size`."""
+                 channels_last: bool = False, model: str = "spade") -> float:
+    """Median seconds of one training step (G update, then D update) of the generator (SPADE's by default)
+    at `size`."""
     from spadekit.config import load_recipe
-    from spadekit.train.objective import GeneratorStep, Objective
+    from spadekit.train.objective import GeneratorStep, PaperObjective
 
     recipe = load_recipe(None, {"loss.lambda_vgg": 0.0})
     torch.manual_seed(0)
     context = GeneratorContext(space, size)
-    generator = build_generator("spade", {}, context).to(device)
+    generator = build_generator(model, {}, context).to(device)
     if not plain:  # what the trainer runs: one-hot table lookups where they pay (plain: the official computation)
         enable_fast_path(generator)
     discriminator = build.build_discriminator(recipe, context).to(device)
@@ -134,7 +139,7 @@ def train_step_s(precision: str, device: torch.device, repeats: int, warmup: int
     if channels_last:
         generator, discriminator = (m.to(memory_format=torch.channels_last) for m in (generator, discriminator))
         semantics, real = (t.contiguous(memory_format=torch.channels_last) for t in (semantics, real))
-    objective = Objective(GeneratorStep(generator), discriminator, recipe.loss, None)
+    objective = PaperObjective(GeneratorStep(generator), discriminator, recipe.loss, None)
     opt_G = build.adam(generator.parameters(), recipe.optim.lr_G, recipe)
     opt_D = build.adam(discriminator.parameters(), recipe.optim.lr_D, recipe)
 
@@ -175,28 +180,29 @@ def data_rates(scratch: Path, repeats: int) -> dict[str, float]:
 
 
 def measure(device: torch.device, repeats: int = 3, report: Callable[[str], None] = print,
-            size: int = SIZE) -> dict:
+            size: int = SIZE, model: str = "spade") -> dict:
     """Every figure of the module docstring, as one flat dict (keys as in `spadekit perf --json`); `size`
-    other than 256 is for a quick look only (the keys keep their names; "size" says which was used)."""
+    other than 256 is for a quick look only (the keys keep their names; "size" says which was used); `model`
+    the generator plugin timed (the keys keep their names; "model" says which)."""
     result: dict = {"device": _device_name(device), "threads": torch.get_num_threads(),
-                    "torch": torch.__version__, "size": size}
+                    "torch": torch.__version__, "size": size, "model": model}
     bf16 = device.type == "cuda" or cpu_has_fast_bf16()
     precisions = ["fp32", "bf16"] if bf16 else ["fp32"]
     if not bf16:
         result["bf16_skipped"] = "this CPU has no native bf16 (AVX512-BF16 or AMX); emulated bf16 is not measured"
-    flops = generator_flops(COCO_SPACE, size)
+    flops = generator_flops(COCO_SPACE, size, model)
     result["generator_gflop"] = flops / 1e9
     result.update({key.format(p): None for key in PER_PRECISION for p in ("fp32", "bf16")})  # null if not run
     for p in precisions:
         report(f"matmul peak {p} ...")
         result[f"matmul_peak_gflops_{p}"] = matmul_peak_gflops(DTYPES[p], device)
         for mask, suffix in (("scene", ""), ("blocky", "_blocky")):
-            report(f"generator forward {p} (COCO-Stuff {size}x{size}, batch 1, {mask} mask) ...")
-            seconds = generator_forward_s(p, device, max(repeats, 5), size, mask)
+            report(f"{model} generator forward {p} (COCO-Stuff {size}x{size}, batch 1, {mask} mask) ...")
+            seconds = generator_forward_s(p, device, max(repeats, 5), size, mask, model)
             result[f"generator_forward_s_{p}{suffix}"] = seconds
             result[f"generator_achieved_gflops_{p}{suffix}"] = flops / seconds / 1e9
-        report(f"training step {p} (COCO-Stuff {size}x{size}, batch 1) ...")
-        result[f"train_step_s_{p}"] = train_step_s(p, device, repeats, size=size)
+        report(f"{model} training step {p} (COCO-Stuff {size}x{size}, batch 1) ...")
+        result[f"train_step_s_{p}"] = train_step_s(p, device, repeats, size=size, model=model)
     report("prepare and loader ...")
     with tempfile.TemporaryDirectory(prefix="spadekit-perf-") as scratch:
         result.update(data_rates(Path(scratch), repeats))

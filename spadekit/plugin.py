@@ -2,8 +2,9 @@
 
 A plugin (first-party in plugins/, or a third-party distribution) imports spadekit only through this module,
 so that these names are the plugin API and the rest of spadekit may change under them (tests/test_plugin_api.py
-keeps the first-party plugins to it). The contracts are `Generator`, `DatasetSource`, `Segmenter` and
-`TrainableSegmenter` (Protocols; see spadekit.generator, spadekit.data.source, spadekit.segmenter).
+keeps the first-party plugins to it). The contracts are `Generator` (and, for a method that trains differently,
+`Method`), `DatasetSource`, `Segmenter` and `TrainableSegmenter` (Protocols; see spadekit.generator,
+spadekit.method, spadekit.data.source, spadekit.segmenter).
 
 A plugin's spec module must stay light (no torch): the spec names and errors below are imported eagerly; the
 rest is imported when first asked for (PEP 562), so `from spadekit.plugin import PluginSpec` never loads torch.
@@ -26,6 +27,9 @@ _LAZY = {
     "DatasetSource": "spadekit.data.source",
     "Segmenter": "spadekit.segmenter",
     "TrainableSegmenter": "spadekit.segmenter",
+    "Method": "spadekit.method",
+    "Objective": "spadekit.method",
+    "unwrap": "spadekit.method",
     # datasets: facts, samples, reading source files, known label spaces
     "DatasetFacts": "spadekit.data.manifest",
     "Sample": "spadekit.data.sample",

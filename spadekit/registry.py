@@ -40,6 +40,9 @@ class PluginSpec:
     summary: str
     options: type[BaseModel]
     factory: Callable[..., Any]  # factory(options, **context) -> the plugin object
+    # generators only: method(options, context=..., recipe=...) -> a spadekit.method.Method (its own
+    # discriminator and objective); None trains with the paper's
+    method: Callable[..., Any] | None = None
 
     def parse_options(self, values: dict[str, Any]) -> BaseModel:
         """Validate user-given options against the plugin's own model; errors name the key."""

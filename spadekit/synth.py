@@ -19,7 +19,7 @@ from spadekit.console import progress
 from spadekit.errors import SpadekitError
 from spadekit.imageio import save_png
 from spadekit.images import tile
-from spadekit.masks import read_instance, read_mask
+from spadekit.masks import read_instance, read_mask, read_region
 from spadekit.run_info import RunInfo
 from spadekit.synthesis import Style, Synthesizer, seeded
 
@@ -38,6 +38,7 @@ class MaskJob:
     folder: bool = False  # the masks came from a folder
     keep_size: bool = False
     batch_size: int = 8
+    resample_region: str | None = None  # a class (name or id) or a mask file: resample the latent there only
 
 
 def paint_masks(engine: Synthesizer, job: MaskJob, style: Style | None) -> None:
@@ -48,7 +49,11 @@ def paint_masks(engine: Synthesizer, job: MaskJob, style: Style | None) -> None:
             chunk = job.masks[start : start + job.batch_size]
             labels = [read_mask(p, engine.info.facts) for p in chunk]
             instances = [instance_for(p, job.instance, job.folder) for p in chunk]
-            images = engine.paint_maps(labels, instances, n, style, rng)
+            regions = None
+            if job.resample_region is not None:
+                regions = [read_region(job.resample_region, lab, engine.info.facts, f"mask {p}")
+                           for lab, p in zip(labels, chunk, strict=True)]
+            images = engine.paint_maps(labels, instances, n, style, rng, regions)
             for i, path in enumerate(chunk):
                 samples = images[i * n : (i + 1) * n].permute(0, 2, 3, 1).numpy()
                 if job.keep_size:

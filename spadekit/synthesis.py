@@ -12,6 +12,11 @@ Latents, for a generator with an image encoder (VAE), all from one generator see
 - otherwise draws from the prior N(0, I) (multi-modal synthesis).
 The noise is drawn in every case, so a seed gives the same sequence whichever the source. A generator
 without an encoder takes no latent: one image per label map.
+
+Local resampling (OASIS, Section 3.3): a generator with `spatial_latent = True` takes a latent per pixel
+(B x z_dim x H x W). `paint_maps(..., regions=...)` keeps the latent the seed gives everywhere outside the
+region and draws a new one inside it for each sample, so the image changes in the region only (up to the
+receptive field of the convolutions around its border).
 """
 
 from __future__ import annotations
@@ -108,6 +113,11 @@ class Synthesizer:
         return bool(getattr(self.generator, "z_dim", None))
 
     @property
+    def takes_spatial_latent(self) -> bool:
+        """The generator takes a latent per pixel (B x z_dim x H x W), so one region can be resampled alone."""
+        return self.takes_latent and bool(getattr(self.generator, "spatial_latent", False))
+
+    @property
     def encodes_style(self) -> bool:
         return self.takes_latent and self.generator.encoder is not None
 
@@ -172,11 +182,42 @@ class Synthesizer:
         return to_uint8(self.forward(semantics, z))
 
     def paint_maps(self, labels: list[np.ndarray], instances: list[np.ndarray | None], n: int,
-                   style: Style | None, rng: torch.Generator) -> Tensor:
-        """uint8 images (len(labels) * n) x 3 x H x W: n samples per label map, in the order maps x samples."""
+                   style: Style | None, rng: torch.Generator, regions: list[np.ndarray] | None = None,
+                   region_rng: torch.Generator | None = None) -> Tensor:
+        """uint8 images (len(labels) * n) x 3 x H x W: n samples per label map, in the order maps x samples.
+        With `regions` (a boolean map per label map, any size), every sample of a map keeps the latent `rng`
+        gives the map (its first draw) outside the region and gets a new draw inside it, from `region_rng`
+        (default: `rng`, after the first draw)."""
         semantics = self.semantics(labels, instances).repeat_interleave(n, 0)
+        if regions is not None:
+            return self.paint(semantics, self.resampled_latents(regions, n, style, rng, region_rng or rng))
         latents = [self.latents(n, style, rng) for _ in labels]
         return self.paint(semantics, None if latents[0] is None else torch.cat(latents))
+
+    def resampled_latents(self, regions: list[np.ndarray], n: int, style: Style | None, rng: torch.Generator,
+                          region_rng: torch.Generator) -> Tensor:
+        """(len(regions) * n) x z_dim x H x W: per region map, its base draw outside, n new draws inside."""
+        latents = []
+        for region in regions:
+            base = self.latents(1, style, rng)[0]
+            latents += [self.latent_map(base, [(region, draw)]) for draw in self.latents(n, style, region_rng)]
+        return torch.stack(latents)
+
+    def latent_map(self, base: Tensor, regions: list[tuple[np.ndarray, Tensor]]) -> Tensor:
+        """z_dim x H x W at the generator's size: `base` (z_dim) everywhere, then each region's own latent
+        (a boolean map of any size, z_dim) inside it, in order."""
+        if not self.takes_spatial_latent:
+            name = self.info.generator if self.run is not None else type(self.generator).__name__
+            raise SpadekitError(
+                f"This run's generator ({name}) takes one latent per image, so a region cannot be resampled alone; "
+                "local resampling needs a generator with a latent per pixel, such as oasis."
+            )
+        height, width = self.size
+        latent = base[:, None, None].expand(-1, height, width)
+        for region, z in regions:
+            inside = torch.from_numpy(resize_nearest(region, self.size)).to(self.device)
+            latent = torch.where(inside, z[:, None, None], latent)
+        return latent
 
     @torch.no_grad()
     def paint_batch(self, batch: dict, latent: str, rng: torch.Generator) -> Tensor:

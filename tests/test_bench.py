@@ -7,6 +7,7 @@ saved: the real weights cannot be downloaded here, and the test needs only the s
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,14 +18,13 @@ from PIL import Image
 from torch import nn
 
 from spadekit.bench.segmentation import LabelMapping
-from spadekit.config import load_recipe
+from spadekit.data.export import export
 from spadekit.data.manifest import DatasetFacts
 from spadekit.errors import SpadekitError
 from spadekit.fileio import sha256_file
 from spadekit.segmenter import build_segmenter
 from spadekit.train.loop import TrainJob, train
-from tests.conftest import run_cli
-from tests.test_train import TINY
+from tests.conftest import run_cli, tiny_recipe
 
 
 def _random_inception(path: Path) -> Path:
@@ -48,20 +48,19 @@ def _random_inception(path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def setup(toy_shards, tmp_path_factory):
+def setup(tiny_run, toy_shards, tmp_path_factory):
     """Two short runs (2 and 4 steps), a segmenter checkpoint, Inception weights, the real val images."""
     root = tmp_path_factory.mktemp("bench")
-    runs = []
-    for steps in (2, 4):
-        recipe = load_recipe(None, {**TINY, "data.shards": str(toy_shards), "train.max_steps": steps})
-        train(TrainJob(recipe, root / f"run{steps}"))
-        runs.append(root / f"run{steps}")
+    # run2 is the session's 2-step run; run4 resumes a copy of it to step 4, bit for bit the straight 4-step run
+    # (tests/test_train.py: test_resume_continues_bit_exact)
+    runs = [Path(shutil.copytree(tiny_run, root / f"run{steps}")) for steps in (2, 4)]
+    train(TrainJob(tiny_recipe(toy_shards, **{"train.max_steps": 4}), runs[1], resume=True))
     torch.manual_seed(0)
     facts = DatasetFacts.model_validate(json.loads((runs[0] / "run.json").read_text())["facts"])
     segmenter = build_segmenter("smp", options={"arch": "unet", "encoder": "resnet18", "input_size": 64},
                                 facts=facts)
     segmenter.save(root / "segmenter.pt")
-    run_cli("data", "export", str(toy_shards), "--out", str(root / "export"), "--split", "val")
+    export(toy_shards, root / "export", ["val"])  # what `spadekit data export SHARDS --out EXPORT --split val` does
     return {"runs": runs, "segmenter": root / "segmenter.pt", "inception": _random_inception(root / "incep.pth"),
             "real": root / "export" / "val", "root": root}
 
@@ -74,15 +73,11 @@ def cache(tmp_path, monkeypatch) -> Path:
     return tmp_path / "cache"
 
 
-def _bench(*args: str):
-    return run_cli("bench", *args)
-
-
-def test_bench_fid_and_kid_equal_torch_fidelity_on_the_same_images(setup, cache, tmp_path):
+def test_bench_fid_and_kid_equal_torch_fidelity_on_the_same_images(setup, cache, tmp_path, cli):
     run = setup["runs"][0]
     out = tmp_path / "scores.json"
-    _bench(str(run), "--segmenter-ckpt", str(setup["segmenter"]), "--fid-weights", str(setup["inception"]),
-           "--json", str(out))
+    cli("bench", str(run), "--segmenter-ckpt", str(setup["segmenter"]), "--fid-weights", str(setup["inception"]),
+        "--json", str(out))
     result = json.loads(out.read_text())["runs"][0]
     generated = run / "bench" / "val" / "images"
     assert len(list(generated.glob("*.png"))) == 8 and result["not_computed"] == {}
@@ -100,9 +95,9 @@ def test_bench_fid_and_kid_equal_torch_fidelity_on_the_same_images(setup, cache,
     assert protocol["fid_backend"].startswith(f"torch-fidelity {torch_fidelity.__version__}")
 
 
-def test_bench_miou_equals_an_independent_count_on_the_saved_images(setup, cache, tmp_path):
+def test_bench_miou_equals_an_independent_count_on_the_saved_images(setup, cache, tmp_path, cli):
     run = setup["runs"][1]
-    _bench(str(run), "--segmenter-ckpt", str(setup["segmenter"]))
+    cli("bench", str(run), "--segmenter-ckpt", str(setup["segmenter"]))
     result = json.loads((run / "bench" / "val" / "scores.json").read_text())["runs"][0]
     segmenter = build_segmenter("smp", setup["segmenter"])
     hits, union, correct, total = np.zeros(9), np.zeros(9), 0, 0
@@ -122,12 +117,12 @@ def test_bench_miou_equals_an_independent_count_on_the_saved_images(setup, cache
     assert result["real_images"]["miou"] >= 0  # the segmenter on the real images, for reference
 
 
-def test_the_same_seed_gives_the_same_images_and_another_latent_other_ones(setup, cache):
+def test_the_same_seed_gives_the_same_images_and_another_latent_other_ones(setup, cache, cli):
     run = setup["runs"][1]
     images = run / "bench" / "val" / "images"
 
     def generated(*args: str) -> list[np.ndarray]:
-        _bench(str(run), "--num", "4", *args)
+        cli("bench", str(run), "--num", "4", *args)
         return [np.asarray(Image.open(p)) for p in sorted(images.glob("*.png"))]
 
     first, again, prior = generated(), generated(), generated("--set", "bench.latent=prior")
@@ -137,9 +132,9 @@ def test_the_same_seed_gives_the_same_images_and_another_latent_other_ones(setup
     assert protocol["latent"] == "prior"
 
 
-def test_several_runs_side_by_side_share_the_cached_real_set(setup, cache, tmp_path):
+def test_several_runs_side_by_side_share_the_cached_real_set(setup, cache, tmp_path, cli):
     runs = [str(run) for run in setup["runs"]]
-    proc = _bench(*runs, "--fid-weights", str(setup["inception"]), "--report", str(tmp_path / "all.md"))
+    proc = cli("bench", *runs, "--fid-weights", str(setup["inception"]), "--report", str(tmp_path / "all.md"))
     assert "run2" in proc.stdout and "run4" in proc.stdout
     assert len(list((cache / "bench").glob("real-*"))) == 1  # one real set for both runs
     assert len(list((cache / "fidelity").glob("spadekit-real-*"))) >= 1  # its Inception features, cached
@@ -148,8 +143,8 @@ def test_several_runs_side_by_side_share_the_cached_real_set(setup, cache, tmp_p
     assert "../" in page and "grid.png" in page  # each run's grid, linked from its run directory
 
 
-def test_without_inception_weights_or_segmenter_the_scores_say_why(setup, cache, tmp_path):
-    proc = _bench(str(setup["runs"][0]), "--json", str(tmp_path / "out.json"), "--num", "3")
+def test_without_inception_weights_or_segmenter_the_scores_say_why(setup, cache, tmp_path, cli):
+    proc = cli("bench", str(setup["runs"][0]), "--json", str(tmp_path / "out.json"), "--num", "3")
     result = json.loads((tmp_path / "out.json").read_text())["runs"][0]
     assert result["scores"]["fid"] is None and result["scores"]["miou"] is None
     assert "weights-inception-2015-12-05-6726825d.pth not found at" in result["not_computed"]["fid"]
@@ -166,12 +161,13 @@ def test_without_inception_weights_or_segmenter_the_scores_say_why(setup, cache,
     (["--precision", "fp16"], "--precision fp16 needs a CUDA GPU"),
     (["--precision", "fp64"], "--precision 'fp64' is not one of auto, fp32, bf16, fp16"),
 ])
-def test_bad_bench_input_is_one_sentence(setup, cache, args, message):
-    proc = run_cli("bench", str(setup["runs"][0]), *args, check=False)
+def test_bad_bench_input_is_one_sentence(setup, cache, args, message, cli):
+    proc = cli("bench", str(setup["runs"][0]), *args, check=False)
     assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_a_folder_that_is_no_run_is_named(tmp_path, cache):
+    # a real process: `spadekit bench` ends with exit 1 and one sentence (the other cases run in this process)
     proc = run_cli("bench", str(tmp_path), check=False)
     assert proc.returncode == 1 and f"{tmp_path} is not a run directory" in proc.stderr
 

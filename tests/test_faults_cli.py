@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import select
+import shutil
 import socket
 import struct
 import time
@@ -117,8 +118,9 @@ def test_bench_refuses_an_unwritable_output_before_scoring(capsys, tmp_path, fla
 
 
 def test_bench_json_into_a_missing_folder_creates_it(capsys, tiny_run, tmp_path):
+    run = shutil.copytree(tiny_run, tmp_path / "run")  # bench writes under the run; the session's is read-only
     out = tmp_path / "new" / "deeper" / "scores.json"
-    code, err = _cli(capsys, "bench", str(tiny_run), "--num", "2", "--json", str(out), "--device", "cpu")
+    code, err = _cli(capsys, "bench", str(run), "--num", "2", "--json", str(out), "--device", "cpu")
     assert code == 0, err
     assert '"runs"' in out.read_text()
 

@@ -7,16 +7,15 @@ import json
 import pytest
 
 from spadekit.device import cpu_has_fast_bf16
-from tests.conftest import run_cli
 
 KEYS = ("generator_forward_s_fp32", "generator_forward_s_bf16", "train_step_s_fp32", "train_step_s_bf16",
         "matmul_peak_gflops_fp32", "matmul_peak_gflops_bf16", "generator_achieved_gflops_fp32",
         "loader_samples_per_s_workers0", "loader_samples_per_s_workers2", "prepare_images_per_s", "device")
 
 
-def test_perf_json_has_every_figure(tmp_path):
+def test_perf_json_has_every_figure(tmp_path, cli):
     out = tmp_path / "perf.json"
-    proc = run_cli("perf", "--size", "64", "--repeats", "1", "--json", str(out))
+    proc = cli("perf", "--size", "64", "--repeats", "1", "--json", str(out))
     result = json.loads(out.read_text())
     assert set(KEYS) <= set(result) and result["size"] == 64 and result["device"].startswith("cpu")
     assert result["generator_gflop"] * 16 == pytest.approx(382.28, rel=0.01)  # 1/16 of the 256x256 FLOPs

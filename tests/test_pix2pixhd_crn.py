@@ -17,8 +17,8 @@ from spadekit.nn.semantics import LabelSpace
 from spadekit.nn.spade import SPADE
 from spadekit.nn.vgg import VGG19Features, VGGLoss
 from spadekit.train.loop import TrainJob, train
-from spadekit.train.objective import GeneratorStep, Objective
-from tests.conftest import REPO, run_cli
+from spadekit.train.objective import GeneratorStep, PaperObjective
+from tests.conftest import REPO
 
 TINY = LabelSpace(5, dontcare=False, use_instance=True)  # 6 input channels
 SMALL_P2P = {"ngf": 4, "spade_hidden": 8}
@@ -176,7 +176,7 @@ class _NoDiscriminator(nn.Module):
 def test_regression_objective_runs_no_discriminator():
     generator = build_generator("crn", SMALL_CRN, GeneratorContext(TINY, 64))
     loss = load_recipe(None, {"model.name": "crn", "loss.lambda_l1": 1.0}).loss
-    objective = Objective(GeneratorStep(generator), _NoDiscriminator(), loss, VGGLoss(features=VGG19Features()))
+    objective = PaperObjective(GeneratorStep(generator), _NoDiscriminator(), loss, VGGLoss(features=VGG19Features()))
     losses, fake = objective.generator_losses(_semantics(), torch.rand(2, 3, 64, 64) * 2 - 1)
     assert not objective.trains_discriminator and set(losses) == {"G_VGG", "G_L1"}
     sum(losses.values()).backward()
@@ -184,7 +184,7 @@ def test_regression_objective_runs_no_discriminator():
 
 
 def test_trainer_skips_the_discriminator_step_for_crn(tmp_path, toy_shards, monkeypatch):
-    monkeypatch.setattr(Objective, "discriminator_losses", _must_not_run)
+    monkeypatch.setattr(PaperObjective, "discriminator_losses", _must_not_run)
     recipe = load_recipe(
         None,
         {
@@ -206,8 +206,8 @@ def test_trainer_skips_the_discriminator_step_for_crn(tmp_path, toy_shards, monk
     assert [line["step"] for line in lines] == [1, 2] and "G_L1" in lines[0] and "D_fake" not in lines[0]
 
 
-def test_dry_run_reports_the_generator_size_and_no_discriminator(toy_shards):
+def test_dry_run_reports_the_generator_size_and_no_discriminator(toy_shards, cli):
     recipe = REPO / "recipes" / "toyscapes_crn.toml"
-    result = run_cli("train", str(recipe), "--dry-run", "--set", f"data.shards={toy_shards}")
+    result = cli("train", str(recipe), "--dry-run", "--set", f"data.shards={toy_shards}")
     assert "generator crn 2.42M parameters" in result.stdout
     assert "discriminator not trained (loss.lambda_gan = 0)" in result.stdout

@@ -66,5 +66,5 @@ def test_first_party_generators_are_generators():
     from spadekit.nn.semantics import LabelSpace
 
     context = GeneratorContext(LabelSpace(3, dontcare=False, use_instance=False), 256)
-    for name in ("spade", "pix2pixhd", "crn"):
+    for name in ("spade", "pix2pixhd", "crn", "clade", "oasis"):
         assert isinstance(build_on_meta(name, {}, context), Generator)

@@ -2,9 +2,8 @@
 trains two steps with `spadekit train`, is saved, reloads with `spadekit.run_info.load_generator` and synthesizes.
 
 The third-party example (tests/thirdparty_generator, the `tinygen` plugin of the `spadekit-tinygen`
-distribution) is installed offline with pip into a temporary folder put on PYTHONPATH, so the virtual
-environment is left as it was.
-"""
+distribution) is installed offline with pip into a temporary folder, so the virtual environment is left as it
+was: put on PYTHONPATH for `spadekit plugins` in a subprocess, on sys.path for the training in this process."""
 
 from __future__ import annotations
 
@@ -29,6 +28,8 @@ TINY_OPTIONS = {
     "spade": {"ngf": 4, "hidden": 8, "use_vae": True, "z_dim": 8},  # with the image encoder and KL term
     "pix2pixhd": {"ngf": 4, "spade_hidden": 8},
     "crn": {"widths": [8, 8, 8, 4, 4]},  # regression only: no discriminator step
+    "oasis": {"ngf": 2, "hidden": 8, "z_dim": 4, "channels_D": 4},  # its own discriminator and objective
+    "clade": {"ngf": 4, "add_dist": True, "use_vae": True, "z_dim": 8},  # with ICPE
     "tinygen": {"width": 8},  # the third-party plugin
 }
 TINY_RUN = {
@@ -80,6 +81,7 @@ def test_every_first_party_generator_is_under_contract():
 
 
 def test_plugins_lists_the_third_party_generator_and_every_generator_size(third_party_site):
+    # a real process: the installed command finds a distribution installed on its PYTHONPATH
     rows = json.loads(run_cli("plugins", "--json", env=_env(third_party_site)).stdout)
     generators = {row["name"]: row for row in rows if row["group"] == "spadekit.generators"}
     assert set(TINY_OPTIONS) <= set(generators)
@@ -90,17 +92,20 @@ def test_plugins_lists_the_third_party_generator_and_every_generator_size(third_
 
 
 @pytest.mark.parametrize("name", sorted(TINY_OPTIONS))
-def test_generator_trains_saves_reloads_and_synthesizes(name, third_party_site, toy_shards, tmp_path, monkeypatch):
+def test_generator_trains_saves_reloads_and_synthesizes(name, third_party_site, toy_shards, tmp_path, monkeypatch,
+                                                         cli):
+    monkeypatch.syspath_prepend(str(third_party_site))  # the distribution's path, as PYTHONPATH puts it
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(f'[data]\nshards = "{toy_shards}"\n[model]\nname = "{name}"\n')
     options = {f"model.{key}": value for key, value in TINY_OPTIONS[name].items()}
     sets = [f"--set={key}={json.dumps(value)}" for key, value in {**TINY_RUN, **options}.items()]
     run = tmp_path / "run"
-    run_cli("train", str(recipe), "--run-dir", str(run), *sets, env=_env(third_party_site))
+    cli("train", str(recipe), "--run-dir", str(run), *sets)
     steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [step["step"] for step in steps] == [1, 2] and (run / "samples" / "step_00000002.png").is_file()
+    if name == "tinygen":  # the third party's own method: its discriminator and losses trained
+        assert {"G_lsgan", "G_L1", "D_lsgan"} <= set(steps[-1])
 
-    monkeypatch.syspath_prepend(str(third_party_site))  # the reloading process must find the plugin too
     generator, info = load_generator(run)
     label = torch.randint(0, info.space.one_hot_nc, (2, 1, 8, 8)).repeat_interleave(8, 2).repeat_interleave(8, 3)
     semantics = to_semantics(label, torch.zeros(2, 1, 64, 64), info.space)

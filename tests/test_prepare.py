@@ -16,7 +16,7 @@ from spadekit.data.prepare import prepare
 from spadekit.data.reader import SplitReader
 from spadekit.data.verify import verify
 from spadekit.errors import SpadekitError
-from tests.conftest import REPO, TOY_SETTINGS, run_cli
+from tests.conftest import REPO, TOY_SETTINGS
 
 
 def checksums(root):
@@ -125,12 +125,12 @@ def test_skipped_files_are_reported_and_left_out(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_strict_stops_at_a_skipped_file_and_writes_no_shard(tmp_path, monkeypatch, workers):
+def test_strict_stops_at_a_skipped_file_and_writes_no_shard(tmp_path, monkeypatch, workers, cli):
     monkeypatch.setenv("SPADEKIT_PLUGINS", "messy=tests.fixture_plugins:messy")
     with pytest.raises(SpadekitError, match="'b' \\(train\\) cannot be used: labels/b.png is missing.*--strict"):
         prepare("messy", tmp_path / "m", workers=workers, strict=True)
     assert not list((tmp_path / "m").glob("*.h5")) and not list((tmp_path / "m").glob(".*.tmp*"))
-    proc = run_cli(
+    proc = cli(
         "prepare",
         "messy",
         "--out",

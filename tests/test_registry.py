@@ -10,7 +10,7 @@ import pytest
 
 from spadekit import registry
 from spadekit.errors import SpadekitError
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO
 
 
 def test_builtin_dataset_is_found_through_its_entry_point():
@@ -64,8 +64,8 @@ def test_plugin_options_reject_unknown_keys_with_the_nearest():
         spec.parse_options({"size": 1000})
 
 
-def test_plugins_json_lists_group_name_summary_distribution_version(monkeypatch):
-    out = run_cli("plugins", "--json", env={"SPADEKIT_PLUGINS": "messy=tests.fixture_plugins:messy"})
+def test_plugins_json_lists_group_name_summary_distribution_version(monkeypatch, cli):
+    out = cli("plugins", "--json", env={"SPADEKIT_PLUGINS": "messy=tests.fixture_plugins:messy"})
     rows = {row["name"]: row for row in json.loads(out.stdout)}
     assert rows["toyscapes"]["group"] == "spadekit.datasets"
     assert rows["toyscapes"]["distribution"] == "spadekit" and rows["toyscapes"]["version"]

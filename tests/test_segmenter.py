@@ -117,7 +117,7 @@ def test_imagenet_weights_offline_name_the_missing_file(tmp_path, monkeypatch):
     assert "model.safetensors" in message and "leave encoder_weights unset" in message
 
 
-def test_segmenter_train_cli(toy_shards, tmp_path):
+def test_segmenter_train_cli(toy_shards, tmp_path, cli):
     out = tmp_path / "seg"
     args = [
         "segmenter",
@@ -132,7 +132,7 @@ def test_segmenter_train_cli(toy_shards, tmp_path):
         "--device",
         "cpu",
     ]
-    proc = run_cli(*args)
+    proc = cli(*args)
     assert "val mIoU" in proc.stdout
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [line["epoch"] for line in lines] == [1, 2]
@@ -149,7 +149,7 @@ def test_segmenter_train_cli(toy_shards, tmp_path):
     segmenter = build_segmenter("smp", checkpoint=out / "segmenter.pt")
     assert segmenter.predict(torch.rand(1, 3, 64, 64)).shape == (1, 64, 64)
 
-    again = run_cli(*args, check=False)
+    again = run_cli(*args, check=False)  # a real process: a refusal is exit 1 and one sentence
     assert again.returncode == 1
     assert "segmenter.pt already exists" in again.stderr and "--force" in again.stderr
 

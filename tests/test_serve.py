@@ -22,26 +22,21 @@ import pytest
 import torch
 from PIL import Image
 
-from spadekit.config import load_recipe
 from spadekit.data.palette import colourize
 from spadekit.data.reader import SplitReader
 from spadekit.serve import drive
 from spadekit.serve.loadtest import post, run_load, stripes_mask
-from spadekit.train.loop import TrainJob, train
-from tests.test_train import TINY
 
 MAX_UPLOAD = 200_000
 
 
 @pytest.fixture(scope="module")
-def server(toy_shards, tmp_path_factory) -> str:
-    """A tiny VAE run (2 steps) served on a free loopback port; its base URL."""
+def server(toy_shards, tiny_run) -> str:
+    """The session's tiny VAE run (2 steps; serving only reads it) on a free loopback port; its base URL."""
     from spadekit.serve.app import create_app
     from spadekit.synthesis import Synthesizer
 
-    run = tmp_path_factory.mktemp("serve") / "run"
-    train(TrainJob(load_recipe(None, {**TINY, "data.shards": str(toy_shards), "train.max_steps": 2}), run))
-    engine = Synthesizer.load(run, precision="fp32")
+    engine = Synthesizer.load(tiny_run, precision="fp32")
     with torch.no_grad():  # 2 steps from the official init (gain 0.02) paint ~1e-4: scale to span the range
         semantics = engine.semantics([SplitReader(toy_shards, "val").read(0).label], [None])
         generator = engine.generator

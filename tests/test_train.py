@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -45,10 +46,10 @@ def _write_recipe(tmp_path: Path, shards: Path, **overrides) -> Path:
     return path
 
 
-def test_train_cli_writes_a_complete_run_directory(tmp_path, toy_shards):
+def test_train_cli_writes_a_complete_run_directory(tmp_path, toy_shards, cli):
     recipe = _write_recipe(tmp_path, toy_shards, **{"train.max_steps": 3})
     run = tmp_path / "run"
-    run_cli("train", str(recipe), "--run-dir", str(run))
+    cli("train", str(recipe), "--run-dir", str(run))
     assert (run / "config.toml").is_file() and (run / "run.json").is_file()
     assert latest_checkpoint(run).name == "step_00000003.pt"
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_00000002.png", "step_00000003.png"]
@@ -96,15 +97,16 @@ def test_resume_continues_bit_exact(tmp_path, toy_shards):
 def test_two_processes_train_and_write_one_checkpoint(tmp_path, toy_shards):
     recipe = _write_recipe(tmp_path, toy_shards, **{"train.max_steps": 2})
     run = tmp_path / "ddp"
+    # a real process: `spadekit train` end to end, and it starts two more (the other commands run in this process)
     result = run_cli("train", str(recipe), "--run-dir", str(run), "--gpus", "2")
     assert "2 CPU processes (gloo)" in result.stdout
     assert [p.name for p in (run / "checkpoints").glob("step_*.pt")] == ["step_00000002.pt"]
     assert len(_final_state(run)["rng"]) == 2  # each rank's random state, for an exact resume
 
 
-def test_nan_loss_stops_before_saving_and_keeps_the_last_good_checkpoint(tmp_path, toy_shards, monkeypatch):
-    run = tmp_path / "run"
-    train(TrainJob(_recipe(toy_shards, **{"train.max_steps": 2}), run))
+def test_nan_loss_stops_before_saving_and_keeps_the_last_good_checkpoint(tmp_path, toy_shards, tiny_run,
+                                                                         monkeypatch):
+    run = Path(shutil.copytree(tiny_run, tmp_path / "run"))  # this recipe, 2 steps
     monkeypatch.setattr(objective, "feature_matching_loss", lambda *args, **kwargs: torch.tensor(float("nan")))
     with pytest.raises(SpadekitError, match=r"diverged at step 3 \(G_feat=nan\).*step_00000002\.pt"):
         train(TrainJob(_recipe(toy_shards, **{"train.max_steps": 4}), run, resume=True))
@@ -121,9 +123,8 @@ def test_max_minutes_stops_with_samples_and_a_checkpoint_and_resumes(tmp_path, t
     assert _final_state(run)["step"] == 3
 
 
-def test_existing_run_needs_resume_and_resume_needs_the_same_recipe(tmp_path, toy_shards):
-    run = tmp_path / "run"
-    train(TrainJob(_recipe(toy_shards, **{"train.max_steps": 1}), run))
+def test_existing_run_needs_resume_and_resume_needs_the_same_recipe(tmp_path, toy_shards, tiny_run):
+    run = Path(shutil.copytree(tiny_run, tmp_path / "run"))  # a run of this recipe (2 steps)
     with pytest.raises(SpadekitError, match="already holds a run.*--resume"):
         train(TrainJob(_recipe(toy_shards, **{"train.max_steps": 1}), run))
     with pytest.raises(SpadekitError, match=r"optim\.lr_G = 0\.001.*trained with 0\.0001"):
@@ -132,17 +133,18 @@ def test_existing_run_needs_resume_and_resume_needs_the_same_recipe(tmp_path, to
         train(TrainJob(_recipe(toy_shards), tmp_path / "empty", resume=True))
 
 
-def test_user_errors_are_one_sentence(tmp_path, toy_shards):
+def test_user_errors_are_one_sentence(tmp_path, toy_shards, cli):
+    # fp16 in a real process: a user error ends it with exit 1 and one sentence, no traceback
     fp16 = run_cli("train", str(_write_recipe(tmp_path, toy_shards, **{"train.precision": "fp16"})),
                    "--run-dir", str(tmp_path / "a"), check=False)
     assert fp16.returncode == 1 and "needs a CUDA GPU" in fp16.stderr and "Traceback" not in fp16.stderr
-    vgg = run_cli("train", str(_write_recipe(tmp_path, toy_shards, **{"loss.lambda_vgg": 10.0})),
-                  "--run-dir", str(tmp_path / "b"), check=False, env={"TORCH_HOME": str(tmp_path / "hub")})
+    vgg = cli("train", str(_write_recipe(tmp_path, toy_shards, **{"loss.lambda_vgg": 10.0})),
+              "--run-dir", str(tmp_path / "b"), check=False, env={"TORCH_HOME": str(tmp_path / "hub")})
     assert vgg.returncode == 1 and "vgg19-dcbb9e9d.pth" in vgg.stderr and "lambda_vgg" in vgg.stderr
 
 
-def test_dry_run_prints_the_config_and_network_sizes(tmp_path, toy_shards):
-    result = run_cli("train", str(_write_recipe(tmp_path, toy_shards)), "--dry-run")
+def test_dry_run_prints_the_config_and_network_sizes(tmp_path, toy_shards, cli):
+    result = cli("train", str(_write_recipe(tmp_path, toy_shards)), "--dry-run")
     assert "[model]" in result.stdout and "input channels 10" in result.stdout
     assert "generator" in result.stdout and "discriminator" in result.stdout
     assert not (Path("runs") / "tiny").exists()

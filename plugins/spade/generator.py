@@ -26,6 +26,8 @@ class SPADEGenerator(nn.Module):
     """A 16*ngf x sh x sw tensor (from the downsampled segmap, or from a latent z) goes through SPADE
     residual blocks, each followed by 2x nearest upsampling, down to ngf channels, then a 3x3 conv to RGB."""
 
+    plugin_name = "spade"  # for error messages; a subclass (another plugin) names itself
+
     def __init__(self, options: SpadeOptions, context: GeneratorContext):
         super().__init__()
         self.options = options
@@ -35,7 +37,7 @@ class SPADEGenerator(nn.Module):
         self.sh, self.sw = height >> self.num_up, width >> self.num_up
         if self.sh < 1 or self.sw < 1 or self.sh << self.num_up != height or self.sw << self.num_up != width:
             raise SpadekitError(
-                f"The spade generator cannot make {width}x{height} images: with num_upsampling_layers = "
+                f"The {self.plugin_name} generator cannot make {width}x{height} images: with num_upsampling_layers = "
                 f"{options.num_upsampling_layers!r} both sides must be multiples of {2 ** self.num_up}; change "
                 "data.crop_size / data.aspect_ratio or model.num_upsampling_layers."
             )
@@ -44,7 +46,7 @@ class SPADEGenerator(nn.Module):
             self.fc = linear(self.z_dim, 16 * nf * self.sh * self.sw)
         else:
             self.fc = conv2d(label_nc, 16 * nf, 3)
-        block = _block_factory(options, context)
+        block = self.block_factory(options, context)
         self.head_0 = block(16 * nf, 16 * nf)
         self.G_middle_0 = block(16 * nf, 16 * nf)
         self.G_middle_1 = block(16 * nf, 16 * nf)
@@ -59,9 +61,16 @@ class SPADEGenerator(nn.Module):
         self.conv_img = conv2d(final_nc, 3, 3)
         self.encoder = ConvEncoder(nf, options.z_dim) if options.use_vae else None
 
+    def block_factory(self, options, context: GeneratorContext):
+        """(fin, fout) -> a residual block taking (x, segmaps(x)); a subclass swaps the blocks here."""
+        return _block_factory(options, context)
+
     def forward(self, semantics: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
-        x = self._head_input(semantics, z)
-        segmaps = _SegmapPyramid(semantics)
+        return self.decode(self._head_input(semantics, z), _SegmapPyramid(semantics))
+
+    def decode(self, x: torch.Tensor, segmaps) -> torch.Tensor:
+        """The residual blocks and upsamplings from the head's 16*ngf x sh x sw tensor to the image; `segmaps(x)`
+        is what each block at x's size takes besides x (here the resized semantics)."""
         x = self.head_0(x, segmaps(x))
         x = _up(x)
         x = self.G_middle_0(x, segmaps(x))

@@ -13,6 +13,7 @@ from spadekit.console import console
 
 if TYPE_CHECKING:
     from spadekit.nvlabs import ImportSummary
+    from spadekit.oasis import OasisImportSummary
 
 app = typer.Typer(help="Import checkpoints made by other code as spadekit run directories.", no_args_is_help=True)
 
@@ -40,6 +41,55 @@ def nvlabs_command(
     from spadekit.nvlabs import import_nvlabs
 
     print_summary(import_nvlabs(ckpt_dir, dataset, out, which=which, force=force))
+
+
+@app.command("oasis")
+def oasis_command(
+    ckpt_dir: Annotated[Path, typer.Argument(
+        help="The OASIS experiment folder (e.g. checkpoints/oasis_ade20k_pretrained, holding models/ and opt.txt) "
+        "or its models/ folder with <iter>_G.pth, _EMA.pth and _D.pth.")],
+    dataset: Annotated[str, typer.Option(
+        "--dataset", help="OASIS's --dataset_mode the checkpoint was trained with: ade20k, cityscapes or coco.")],
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="The run directory to create (new or empty) [default: runs/<experiment folder name>].")] = None,
+    iteration: Annotated[str, typer.Option(
+        "--iter", help="Which files: latest (the latest_ files, else the highest iteration), best, or a number.")
+    ] = "latest",
+    force: Annotated[bool, typer.Option("--force", help="Replace a non-empty --out.")] = False,
+) -> None:
+    """Import a checkpoint of the reference OASIS code (boschresearch/OASIS) as a run directory.
+
+    Generator, EMA generator and discriminator are mapped key for key (label channels reordered to spadekit's
+    layout); the options are read off the weights and checked against the folder's opt.txt, if any (opt.pkl is
+    never read)."""
+    from spadekit.oasis import import_oasis
+
+    print_oasis_summary(import_oasis(ckpt_dir, dataset, out, which=iteration, force=force))
+
+
+def print_oasis_summary(summary: OasisImportSummary) -> None:
+    options = summary.options
+    at = f" (iteration {summary.iteration_number})" if summary.iteration_number is not None else ""
+    title = f"OASIS {summary.dataset}, {summary.iteration} files{at} -> {summary.run_dir}"
+    table = Table("network", "file", "keys", "parameters", title=escape(title))
+    for f in summary.files:
+        table.add_row(f.role, escape(str(f.path)), str(f.keys), f"{f.parameters / 1e6:.2f}M")
+    console.print(table)
+    height, width = summary.image_size
+    noise = f"3D noise z_dim {options['z_dim']}" if options["noise_3d"] else "no 3D noise"
+    console.print(f"generator: ngf {options['ngf']}, {options['num_res_blocks']} blocks, {noise}, {options['norm']} "
+                  f"SPADE norm, {width}x{height} images; discriminator channels_D {options['channels_D']}",
+                  highlight=False)
+    if summary.opt_file is not None:
+        console.print(f"options checked against {escape(str(summary.opt_file))}", highlight=False)
+    for note in summary.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+    run = escape(str(summary.run_dir))
+    console.print(f"[green]done:[/] {run}/run.json, checkpoints/step_00000000.pt and config.toml written; next:",
+                  highlight=False)
+    console.print(f"  synthesize: spadekit synth MASK.png --run {run} --n 4", highlight=False)
+    console.print(f"  fine-tune: spadekit train {run}/config.toml --set data.shards=SHARDS --run-dir NEW_RUN_DIR",
+                  highlight=False)
 
 
 def print_summary(summary: ImportSummary) -> None:

@@ -21,15 +21,21 @@ def perf_command(
     = 3,
     size: Annotated[int, typer.Option("--size", min=64, help="Image side; other than 256 only for a quick look.")]
     = 256,
+    model: Annotated[str, typer.Option("--model", help="The generator plugin to time, with its default options "
+                                       "(e.g. clade); the figures keep their names and keys.")] = "spade",
 ) -> None:
     """Time the generator's forward (COCO-Stuff 256x256, fp32 and bf16) beside the matmul peak, a training
-    step, the loader and prepare on this machine."""
+    step, the loader and prepare on this machine. The generator is SPADE's unless --model names another
+    generator plugin: `spadekit perf --model clade --size 256` times CLADE's forward and training step under
+    the same keys (the JSON's "model" says which)."""
+    from spadekit import registry
     from spadekit.device import pick_device
     from spadekit.perf import PER_PRECISION, measure
 
+    registry.get("generators", model)  # an unknown name: one sentence naming the installed generators
     chosen = pick_device(device)
-    result = measure(chosen, repeats, lambda line: console.print(f"[dim]{line}[/]", highlight=False), size)
-    table = Table(title=f"spadekit perf on {result['device']}", title_justify="left")
+    result = measure(chosen, repeats, lambda line: console.print(f"[dim]{line}[/]", highlight=False), size, model)
+    table = Table(title=f"spadekit perf on {result['device']} ({model} generator)", title_justify="left")
     for column in ("figure", "fp32", "bf16"):
         table.add_column(column, justify="left" if column == "figure" else "right")
     rows = [("matmul peak GFLOP/s", "{:.0f}"),

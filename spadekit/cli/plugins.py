@@ -15,7 +15,8 @@ def plugins_command(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
 ) -> None:
     """List generator, dataset and segmenter plugins with their summaries and distributions; generators also
-    with their parameter counts (default options, COCO-Stuff and ADE20K label spaces at 256x256)."""
+    with their parameter counts and GMACs per image (default options, COCO-Stuff and ADE20K label spaces at
+    256x256, batch 1)."""
     rows = []
     for kind in registry.GROUPS:
         for entry in registry.entries(kind).values():
@@ -28,15 +29,18 @@ def plugins_command(
             }
             if kind == "generators":
                 row["parameters"] = paper_parameter_counts(entry.name)
+                row["gmacs"] = paper_gmacs(entry.name)
             rows.append(row)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
     table = Table("group", "name", "summary", "distribution", "parameters (COCO-Stuff / ADE20K, 256 px)",
-                  title="spadekit plugins")
+                  "GMACs", title="spadekit plugins")
     for row in rows:
         sizes = " / ".join(_millions(v) for v in row["parameters"].values()) if "parameters" in row else ""
-        table.add_row(row["group"], row["name"], row["summary"], f"{row['distribution']} {row['version']}", sizes)
+        macs = " / ".join(_gmacs(v) for v in row["gmacs"].values()) if "gmacs" in row else ""
+        table.add_row(row["group"], row["name"], row["summary"], f"{row['distribution']} {row['version']}", sizes,
+                      macs)
     console.print(table)
 
 
@@ -52,6 +56,24 @@ def paper_parameter_counts(name: str) -> dict[str, int | None]:
         except Exception:  # a third-party plugin may refuse the meta device or this size; the listing goes on
             counts[dataset] = None
     return counts
+
+
+def paper_gmacs(name: str) -> dict[str, float | None]:
+    """Multiply-accumulates (in billions) of one forward at batch 1 with default options in each of the paper's
+    label spaces (`spadekit.generator.generator_macs`); None where the plugin cannot be counted there."""
+    from spadekit.generator import PAPER_CONTEXTS, generator_macs
+
+    gmacs: dict[str, float | None] = {}
+    for dataset, context in PAPER_CONTEXTS.items():
+        try:
+            gmacs[dataset] = round(generator_macs(name, {}, context) / 1e9, 3)
+        except Exception:  # a third-party forward may not run on the meta device; the listing goes on
+            gmacs[dataset] = None
+    return gmacs
+
+
+def _gmacs(value: float | None) -> str:
+    return "?" if value is None else f"{value:.1f}"
 
 
 def _millions(count: int | None) -> str:

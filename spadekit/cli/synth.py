@@ -31,6 +31,11 @@ def synth_command(
     precision: Annotated[str, typer.Option("--precision", help="auto (bf16 where native), fp32, bf16 or fp16.")]
     = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Masks per batch (folders).")] = 8,
+    resample_region: Annotated[str | None, typer.Option(
+        "--resample-region", metavar="CLASS_OR_MASK",
+        help="Keep the --seed image outside this region and draw a new latent inside it for each sample: a class "
+             "of the run's dataset (name or id) or a mask PNG (non-zero pixels). Runs with a latent per pixel "
+             "(oasis).")] = None,
 ) -> None:
     """Synthesize an image for each mask with the run's EMA generator, guided by a style photo if given."""
     from spadekit.device import pick_device
@@ -55,7 +60,12 @@ def synth_command(
     if n > 1 and not engine.takes_latent:
         raise SpadekitError(f"Run {run_dir}'s generator takes no latent, so all {n} samples would be the same "
                             "image; drop --n.")
+    if resample_region is not None and not engine.takes_spatial_latent:
+        raise SpadekitError(f"Run {run_dir}'s generator ({engine.info.generator}) takes one latent per image, so "
+                            "--resample-region cannot change one region alone; use a run of a generator with a "
+                            "latent per pixel (oasis).")
     encoded = engine.encode_style(photo) if photo is not None else None
-    paint_masks(engine, MaskJob(masks, targets, n, seed, instance, mask.is_dir(), keep_size, batch_size), encoded)
+    job = MaskJob(masks, targets, n, seed, instance, mask.is_dir(), keep_size, batch_size, resample_region)
+    paint_masks(engine, job, encoded)
     where = targets[masks[0]][0].parent if len(masks) > 1 or len(targets[masks[0]]) > 1 else targets[masks[0]][0]
     console.print(f"[green]done:[/] {len(masks) * n} image(s) in {where}", highlight=False)

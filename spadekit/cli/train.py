@@ -54,12 +54,16 @@ def _print_dry_run(recipe, run_dir: Path) -> None:
         console.print("(no prepared shards at data.shards: sizes need the dataset's label space)")
         return
     from spadekit.data.manifest import Manifest
-    from spadekit.generator import build_on_meta, count_generator_parameters, count_parameters
+    from spadekit.generator import build_on_meta, count_generator_parameters, count_parameters, forward_macs
     from spadekit.train.build import build_discriminator, generator_context
 
     context = generator_context(recipe, Manifest.load(recipe.data.shards).dataset)
     generator = build_on_meta(recipe.model.name, recipe.model.options, context)
     encoder = count_parameters(generator.encoder) if generator.encoder is not None else 0
+    try:
+        macs = f", {forward_macs(generator, context) / 1e9:.2f} GMACs per image"
+    except Exception:  # a plugin whose forward cannot run on the meta device: the parameter count still stands
+        macs = ""
     if recipe.loss.lambda_gan > 0:
         discriminator = f"discriminator {count_parameters(build_discriminator(recipe, context)) / 1e6:.2f}M"
     else:
@@ -67,6 +71,6 @@ def _print_dry_run(recipe, run_dir: Path) -> None:
     console.print(
         f"run dir {run_dir}; input channels {context.semantic_nc}; image {context.image_size[1]}x"
         f"{context.image_size[0]}; generator {recipe.model.name} {count_generator_parameters(generator) / 1e6:.2f}M "
-        f"parameters (+ encoder {encoder / 1e6:.2f}M); {discriminator}",
+        f"parameters (+ encoder {encoder / 1e6:.2f}M){macs}; {discriminator}",
         highlight=False,
     )

@@ -17,9 +17,7 @@ recipe for fine-tuning.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -32,8 +30,9 @@ from spadekit.checkpoints import save_step_checkpoint
 from spadekit.config import load_recipe
 from spadekit.datasets import PAPER_DATASETS
 from spadekit.errors import SpadekitError
-from spadekit.fileio import atomic_write_text, sha256_file
+from spadekit.fileio import sha256_file
 from spadekit.generator import count_parameters
+from spadekit.imported_run import check_out, write_run
 from spadekit.nn.discriminator import MultiscaleDiscriminator
 from spadekit.nvlabs.configs import NvlabsConfig, official_config
 from spadekit.nvlabs.keys import ROLES, convert_state, find_checkpoints, read_state_dict
@@ -42,7 +41,6 @@ from spadekit.nvlabs.options import OPT_PKL, OfficialOptions, configure, read_op
 from spadekit.run_info import DISCRIMINATOR, EMA, GENERATOR, RunInfo, load_state
 
 GENERATOR_PLUGIN = "spade"
-RECIPE_FILE = "config.toml"
 ENCODER_PREFIX = "encoder."  # our generator holds the encoder as a submodule
 
 
@@ -204,7 +202,7 @@ def import_nvlabs(ckpt_dir: Path, dataset: str | NvlabsConfig, out: Path, which:
     config = dataset if isinstance(dataset, NvlabsConfig) else official_config(dataset)
     ckpt_dir, out = Path(ckpt_dir), Path(out)
     paths = find_checkpoints(ckpt_dir, which)
-    _check_out(out, ckpt_dir, force)
+    check_out(out, ckpt_dir, force)
     opt = read_opt_txt(ckpt_dir)
     config, notes = configure(opt, config) if opt is not None else (config, [])
 
@@ -258,41 +256,5 @@ def _write_run(out: Path, config: NvlabsConfig, converted: Converted, files: lis
     }
     if converted.discriminator is not None:
         checkpoint[DISCRIMINATOR] = converted.discriminator
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.with_name(f".{out.name}.importing-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        converted.info.save(staging)
-        atomic_write_text(staging / RECIPE_FILE,
-                          recipe_text(config, converted.info.options, converted.discriminator_options, out))
-        save_step_checkpoint(staging, 0, checkpoint)
-        _publish(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
-def _check_out(out: Path, ckpt_dir: Path, force: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise SpadekitError(f"--out {out} is a file; give a folder for the run directory.")
-    source = ckpt_dir.resolve()
-    if out.resolve() == source or out.resolve() in source.parents:
-        raise SpadekitError(f"--out {out} holds the checkpoints being imported; give another folder.")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise SpadekitError(f"--out {out} is not empty; give a new folder, or pass --force to replace it.")
-
-
-def _publish(staging: Path, out: Path) -> None:
-    """Move the finished run directory into place; a replaced one is deleted only once the new one is there."""
-    if not out.exists():
-        os.replace(staging, out)
-        return
-    replaced = out.with_name(f".{out.name}.replaced-{os.getpid()}")
-    os.replace(out, replaced)
-    try:
-        os.replace(staging, out)
-    except BaseException:
-        os.replace(replaced, out)
-        raise
-    shutil.rmtree(replaced, ignore_errors=True)
+    text = recipe_text(config, converted.info.options, converted.discriminator_options, out)
+    write_run(out, converted.info, text, checkpoint, save=save_step_checkpoint)  # looked up here: tests patch it

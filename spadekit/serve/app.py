@@ -3,16 +3,18 @@
 - `GET /` the page (`page.html`: canvas, palette, brushes, style photo, result);
 - `GET /palette` the run's classes (id, name, colour), the mask size and whether it takes a style photo;
 - `GET /health` the run, its checkpoint, device and precision;
-- `POST /synthesize` multipart form: `mask` (a PNG at the model's size, colour-coded in the palette or holding
-  class ids), optional `style` (a photo, any size) and `seed` (an integer: the latent's draw when there is no
-  style photo). Answers the image as PNG, its time in the `X-Synth-Ms` header.
+- `POST /synthesize` multipart form: `mask` (a PNG at the model's size, colour-coded in the palette or holding class
+  ids), optional `style` (a photo, any size), `seed` (an integer: the latent's draw when there is no style photo)
+  and, for a generator with a latent per pixel (OASIS), `regions` ("CLASS:SEED,..."): each class's pixels get the
+  latent of their own seed (local resampling), the rest keeps `seed`'s. Answers the image as PNG, its time in the
+  `X-Synth-Ms` header.
 
-The model is loaded once. One lock serializes the generator: concurrent requests queue, none fails for
-being concurrent. Bad requests get a 4xx and a one-sentence `detail`: 400 malformed form, 413 upload over
-`max_upload_bytes` or a style photo over MAX_STYLE_PIXELS, 415 not a PNG / not an image, 422 wrong size,
-colours or ids outside the palette. Sizes are checked on the image header, before any pixel is decoded.
-Request bodies are capped while they stream in (`BodyLimit`), whether they declare a Content-Length or come
-chunked: over the cap the answer is 413 at once, before the form parser spools the rest to disk.
+The model is loaded once. One lock serializes the generator: concurrent requests queue, none fails for being
+concurrent. Bad requests get a 4xx and a one-sentence `detail`: 400 malformed form, 413 upload over
+`max_upload_bytes` or a style photo over MAX_STYLE_PIXELS, 415 not a PNG / not an image, 422 wrong size, colours or
+ids outside the palette. Sizes are checked on the image header, before any pixel is decoded. Request bodies are
+capped while they stream in (`BodyLimit`), whether they declare a Content-Length or come chunked: over the cap the
+answer is 413 at once, before the form parser spools the rest to disk.
 """
 
 from __future__ import annotations
@@ -112,12 +114,13 @@ def create_app(engine: Synthesizer, max_upload_bytes: int = MAX_UPLOAD_BYTES) ->
         classes = [{"id": i, "name": name, "colour": list(colour)}
                    for i, (name, colour) in enumerate(zip(facts.class_names, facts.palette, strict=True))]
         return {"dataset": facts.name, "classes": classes, "width": width, "height": height,
-                "style": engine.encodes_style, "samples": engine.takes_latent, "run": engine.run.run_dir.name}
+                "style": engine.encodes_style, "samples": engine.takes_latent, "run": engine.run.run_dir.name,
+                "local_resampling": engine.takes_spatial_latent}
 
     @app.post("/synthesize")
     async def synthesize(request: Request) -> Response:
         try:
-            form = await request.form(max_files=2, max_fields=4)
+            form = await request.form(max_files=2, max_fields=5)
         except BodyTooLarge:
             raise
         except Exception as err:  # noqa: BLE001 - any parse failure of the body is the client's
@@ -125,12 +128,13 @@ def create_app(engine: Synthesizer, max_upload_bytes: int = MAX_UPLOAD_BYTES) ->
         mask = await _file_bytes(form, "mask", max_upload_bytes, required=True)
         style = await _file_bytes(form, "style", max_upload_bytes, required=False)
         seed = _seed(form.get("seed"))
+        regions = _regions(form.get("regions"), engine)
         labels = _labels(mask, engine, width, height)
         photo = _photo(style) if style is not None else None
         if photo is not None and not engine.encodes_style:
             raise HTTPException(422, "This run's generator has no image encoder, so it cannot take a style photo.")
         start = time.perf_counter()
-        png = await run_in_threadpool(_paint, engine, lock, labels, photo, seed)
+        png = await run_in_threadpool(_paint, engine, lock, labels, photo, seed, regions)
         return Response(png, media_type="image/png",
                         headers={"X-Synth-Ms": f"{(time.perf_counter() - start) * 1000:.1f}"})
 
@@ -159,6 +163,21 @@ def _seed(value) -> int:
     if not 0 <= seed < 2**63:
         raise HTTPException(400, f"seed {seed} is outside 0..2**63-1.")
     return seed
+
+
+def _regions(value, engine: Synthesizer) -> list[tuple[int, int]]:
+    """`regions` = "CLASS:SEED,...": (class id, seed) pairs, for a generator with a latent per pixel."""
+    if value is None or value == "":
+        return []
+    if not engine.takes_spatial_latent:
+        raise HTTPException(422, "This run's generator takes one latent per image, so it cannot resample one region.")
+    pairs = []
+    for item in str(value).split(","):
+        cls, _, seed = item.partition(":")
+        if not cls.strip().isdigit() or int(cls) >= engine.info.facts.label_nc:
+            raise HTTPException(400, f"regions item {item!r} does not start with a class id of this run.")
+        pairs.append((int(cls), _seed(seed)))
+    return pairs
 
 
 def _labels(data: bytes, engine: Synthesizer, width: int, height: int) -> np.ndarray:
@@ -201,11 +220,17 @@ def _open_image(data: bytes, what: str) -> Image.Image:
 
 
 def _paint(engine: Synthesizer, lock: threading.Lock, labels: np.ndarray, photo: np.ndarray | None,
-           seed: int) -> bytes:
+           seed: int, regions: list[tuple[int, int]]) -> bytes:
     """One image, with the generator to itself: requests queue on `lock`."""
     with lock:
         style = engine.encode_style(photo) if photo is not None else None
-        image = engine.paint_maps([labels], [None], 1, style, seeded(seed))[0]
+        if regions:
+            base = engine.latents(1, style, seeded(seed))[0]
+            own = [(labels == cls, engine.latents(1, style, seeded(s))[0]) for cls, s in regions]
+            semantics = engine.semantics([labels], [None])
+            image = engine.paint(semantics, engine.latent_map(base, own)[None])[0]
+        else:
+            image = engine.paint_maps([labels], [None], 1, style, seeded(seed))[0]
     buffer = io.BytesIO()
     Image.fromarray(image.permute(1, 2, 0).numpy()).save(buffer, format="PNG")
     return buffer.getvalue()

@@ -7,17 +7,19 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from spadekit import registry
 from spadekit.config import Recipe, shards_of
 from spadekit.data.dataset import EpochLoader, ShardDataset, finish, make_loader
 from spadekit.data.manifest import DatasetFacts, Manifest
 from spadekit.errors import SpadekitError
 from spadekit.generator import GeneratorContext, build_generator
-from spadekit.nn.discriminator import MultiscaleDiscriminator
+from spadekit.method import Method
 from spadekit.nn.norms import convert_sync_batchnorm
 from spadekit.nn.semantics import LabelSpace
 from spadekit.nn.spade_fast import enable_fast_path
 from spadekit.nn.vgg import VGGLoss
 from spadekit.train.distributed import DistEnv
+from spadekit.train.objective import PaperMethod
 
 
 def generator_context(recipe: Recipe, facts: DatasetFacts) -> GeneratorContext:
@@ -68,23 +70,40 @@ class Networks:
     generator: nn.Module
     discriminator: nn.Module
     vgg: VGGLoss | None
+    method: Method
 
 
 def build_networks(recipe: Recipe, context: GeneratorContext, env: DistEnv) -> Networks:
     torch.manual_seed(recipe.train.seed)  # identical initial weights on every rank
     generator = build_generator(recipe.model.name, recipe.model.options, context)
     enable_fast_path(generator)  # the lookup conv pays in training too (768 -> 221 ms at 256 px, 184 classes)
-    discriminator = build_discriminator(recipe, context)
+    method = training_method(recipe, context)
+    discriminator = method.build_discriminator()
     vgg = VGGLoss(weights=recipe.loss.vgg_weights) if recipe.loss.lambda_vgg > 0 else None
     if env.distributed and env.device.type == "cuda":
         generator, discriminator = convert_sync_batchnorm(generator), convert_sync_batchnorm(discriminator)
-    return Networks(generator.to(env.device), discriminator.to(env.device), vgg.to(env.device) if vgg else None)
+    vgg = vgg.to(env.device) if vgg else None
+    return Networks(generator.to(env.device), discriminator.to(env.device), vgg, method)
 
 
-def build_discriminator(recipe: Recipe, context: GeneratorContext) -> MultiscaleDiscriminator:
-    """The recipe's multi-scale PatchGAN; it sees the semantics and the RGB image concatenated."""
-    d = recipe.discriminator
-    return MultiscaleDiscriminator(context.semantic_nc + 3, d.num_D, d.ndf, d.n_layers, d.norm)
+def training_method(recipe: Recipe, context: GeneratorContext) -> Method:
+    """The generator plugin's own method (discriminator and objective), else the paper's."""
+    spec = registry.get("generators", recipe.model.name)
+    if spec.method is None:
+        return PaperMethod(context, recipe)
+    method = spec.method(spec.parse_options(recipe.model.options), context=context, recipe=recipe)
+    if not isinstance(method, Method):
+        raise SpadekitError(
+            f"Generator plugin {recipe.model.name!r}'s method returned {type(method).__name__}, which lacks "
+            "build_discriminator or objective; see spadekit.method."
+        )
+    return method
+
+
+def build_discriminator(recipe: Recipe, context: GeneratorContext) -> nn.Module:
+    """The discriminator the recipe's generator trains against (the paper's PatchGAN unless its plugin
+    brings one)."""
+    return training_method(recipe, context).build_discriminator()
 
 
 def adam(params, lr: float, recipe: Recipe) -> torch.optim.Adam:

@@ -8,13 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The model inside DistributedDataParallel and torch.compile wrappers; the model itself otherwise."""
-    if isinstance(model, nn.parallel.DistributedDataParallel):
-        return unwrap(model.module)
-    compiled = getattr(model, "_orig_mod", None)  # torch.compile keeps the original module here
-    return unwrap(compiled) if isinstance(compiled, nn.Module) else model
+from spadekit.method import unwrap
 
 
 class EMA:

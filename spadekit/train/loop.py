@@ -37,7 +37,7 @@ from spadekit.train import build
 from spadekit.train.distributed import DistEnv, all_reduce_mean, barrier, launch
 from spadekit.train.ema import EMA
 from spadekit.train.logger import RunLogger
-from spadekit.train.objective import GeneratorStep, Objective
+from spadekit.train.objective import GeneratorStep
 from spadekit.train.rng import restore_rng_states, rng_states
 from spadekit.train.run_setup import check_run_dir, write_run_dir
 from spadekit.train.schedule import make_schedulers
@@ -84,7 +84,7 @@ def run_worker(env: DistEnv, job: TrainJob) -> None:
         ids = [env.device.index] if env.device.type == "cuda" else None
         g_step = DistributedDataParallel(g_step, device_ids=ids)
         discriminator = DistributedDataParallel(discriminator, device_ids=ids)
-    objective = Objective(g_step, discriminator, recipe.loss, nets.vgg)
+    objective = nets.method.objective(g_step, discriminator, nets.vgg)
     parts = _Parts(nets.generator, nets.discriminator, ema, opt_G, opt_D, schedulers, scalers)
 
     counters = Counters()

@@ -14,9 +14,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from spadekit.config import LossSection
+from spadekit.method import Objective, unwrap
+from spadekit.nn.discriminator import MultiscaleDiscriminator
 from spadekit.nn.losses import feature_matching_loss, gan_loss, kld_loss, reparameterize
 from spadekit.nn.vgg import VGGLoss
-from spadekit.train.ema import unwrap
 
 
 class GeneratorStep(nn.Module):
@@ -34,7 +35,22 @@ class GeneratorStep(nn.Module):
         return self.generator(semantics, z), mu, logvar
 
 
-class Objective:
+class PaperMethod:
+    """The paper's method (`spadekit.method.Method`), the default of every generator plugin without its own:
+    the recipe's multi-scale PatchGAN on semantics | image, and `PaperObjective`."""
+
+    def __init__(self, context, recipe):
+        self.context, self.recipe = context, recipe
+
+    def build_discriminator(self) -> MultiscaleDiscriminator:
+        d = self.recipe.discriminator
+        return MultiscaleDiscriminator(self.context.semantic_nc + 3, d.num_D, d.ndf, d.n_layers, d.norm)
+
+    def objective(self, g_step: nn.Module, discriminator: nn.Module, vgg: VGGLoss | None) -> Objective:
+        return PaperObjective(g_step, discriminator, self.recipe.loss, vgg)
+
+
+class PaperObjective:
     """Computes the losses of both steps. `g_step` and `discriminator` may be DDP-wrapped; the raw
     modules are used where no gradient must be synchronized (fake images for the D step, D inside the G step)."""
 

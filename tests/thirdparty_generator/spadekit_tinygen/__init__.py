@@ -2,7 +2,8 @@
 (`spadekit.plugin`).
 
 This module is what the entry point names: the spec, light to import (no torch); the network is in
-`spadekit_tinygen.generator`, imported when the plugin is built.
+`spadekit_tinygen.generator` and its training method in `spadekit_tinygen.method`, imported when
+the plugin is built.
 """
 
 from __future__ import annotations
@@ -24,10 +25,17 @@ def build(options: TinyGenOptions, context):
     return TinyGenerator(options.width, context)
 
 
+def method(options: TinyGenOptions, context, recipe):
+    from spadekit_tinygen.method import TinyMethod
+
+    return TinyMethod()
+
+
 spec = PluginSpec(
     kind="generators",
     name="tinygen",
     summary="Three convs from the label map to RGB (a third-party plugin for spadekit's contract test).",
     options=TinyGenOptions,
     factory=build,
+    method=method,  # trains with its own discriminator and losses (spadekit_tinygen.method)
 )
