@@ -9,12 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from spadekit.plugin import ParamFreeNorm, PluginSpec
 
 
-class SpadeOptions(BaseModel):
-    """The paper's generator and its Table 3/4 variants. Defaults are the paper's configuration.
-
-    Width: ngf 64 is the paper's 96M-parameter generator; the "compact" generator of Tables 3 and 4 (61M)
-    is ngf 48, the large one (141M) ngf 80 (parameter counts for ADE20K at 256x256). `concat = true` is
-    Table 3's "decoder w/ Concat" (79M): the same residual blocks without SPADE."""
+class SpadeBackbone(BaseModel):
+    """What SPADE's generator is made of whatever modulates its blocks (SPADE here, CLADE in the clade plugin):
+    width, upsampling schedule, head input, image encoder and the parameter-free norm."""
 
     model_config = ConfigDict(extra="forbid")
     # the 2x upsamplings of each num_upsampling_layers value: what `spadekit import nvlabs` asks the plugin for
@@ -30,22 +27,31 @@ class SpadeOptions(BaseModel):
     use_vae: bool = Field(False, description="train an image encoder for multi-modal and style-guided synthesis")
     z_dim: int = Field(256, gt=0, description="latent size for noise input and the VAE")
     norm: ParamFreeNorm = Field(
-        "sync_batch", description="SPADE's parameter-free normalization"
+        "sync_batch", description="the parameter-free normalization its blocks modulate"
     )
+    spectral: bool = Field(True, description="spectral norm on the residual blocks' convs")
+
+    @model_validator(mode="after")
+    def _vae_takes_noise(self) -> SpadeBackbone:
+        if self.use_vae:
+            self.input = "noise"  # the VAE's latent replaces the segmap input (official `use_vae`)
+        return self
+
+
+class SpadeOptions(SpadeBackbone):
+    """The paper's generator and its Table 3/4 variants. Defaults are the paper's configuration.
+
+    Width: ngf 64 is the paper's 96M-parameter generator; the "compact" generator of Tables 3 and 4 (61M)
+    is ngf 48, the large one (141M) ngf 80 (parameter counts for ADE20K at 256x256). `concat = true` is
+    Table 3's "decoder w/ Concat" (79M): the same residual blocks without SPADE."""
+
     kernel_size: Literal[1, 3, 5] = Field(3, description="conv kernel acting on the label map inside SPADE")
     hidden: int = Field(128, gt=0, description="width of SPADE's shared conv")
-    spectral: bool = Field(True, description="spectral norm on the residual blocks' convs")
     concat: bool = Field(
         False,
         description="decoder w/ Concat (Table 3): each SPADE becomes the parameter-free `norm` and the label map "
         "is concatenated to the input of the conv it fed",
     )
-
-    @model_validator(mode="after")
-    def _vae_takes_noise(self) -> SpadeOptions:
-        if self.use_vae:
-            self.input = "noise"  # the VAE's latent replaces the segmap input (official `use_vae`)
-        return self
 
 
 def build(options: SpadeOptions, context):
