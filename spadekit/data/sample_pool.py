@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing import shared_memory
@@ -52,8 +53,7 @@ class SampleLoader:
 
     def __exit__(self, *exc):
         if self.pool is not None:
-            self.pool.terminate()
-            self.pool.join()
+            stop_pool(self.pool)
 
     def shards(self, shards: list[Shard], advance: Callable[[int], None] | None = None
                ) -> Iterator[tuple[Shard, list, list]]:
@@ -75,6 +75,20 @@ class SampleLoader:
                 if advance:
                     advance(1)
             yield shard, samples, skipped
+
+
+def stop_pool(pool, timeout: float = 10.0) -> None:
+    """`pool.terminate()` and `join()`, given up after `timeout` seconds. Stopped while workers are busy (an
+    error, --strict, Ctrl-C), terminate can wait forever on the result queue's lock that a worker held when it
+    was killed (a limitation of multiprocessing.Pool); the wait is then abandoned in its daemon thread and any
+    worker still alive is killed."""
+    stopper = threading.Thread(target=lambda: (pool.terminate(), pool.join()), daemon=True)
+    stopper.start()
+    stopper.join(timeout)
+    if stopper.is_alive():
+        for process in getattr(pool, "_pool", []):  # the workers (a private attribute of multiprocessing.Pool)
+            if process.is_alive():
+                process.kill()
 
 
 _WORKER: dict[str, Any] = {}

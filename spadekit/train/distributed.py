@@ -230,6 +230,7 @@ def _run_in_group(worker: Worker, arg: Any) -> None:
     env = _init_from_environment()
     try:
         worker(env, arg)
+        barrier(env)  # leave together: a rank tearing gloo down while a peer still talks can abort the peer
     finally:
         dist.destroy_process_group()
 
