@@ -21,6 +21,17 @@ from spadekit.run_info import RunInfo
 RECIPE_FILE = "config.toml"
 
 
+def read_opt_text(path: Path) -> str | None:
+    """A reference checkpoint folder's opt.txt as text (bytes that are not UTF-8 replaced: no option an importer
+    reads can hold them), or None when there is none; unreadable is one sentence."""
+    if not path.is_file():
+        return None
+    try:
+        return path.read_bytes().decode("utf-8", errors="replace")
+    except OSError as err:
+        raise SpadekitError(f"{path} cannot be read ({err.strerror or err}); check its permissions.") from None
+
+
 def check_out(out: Path, ckpt_dir: Path, force: bool) -> None:
     """Refuse an --out that is a file, holds the checkpoints being imported, or is not empty (unless `force`)."""
     if out.exists() and not out.is_dir():

@@ -70,11 +70,7 @@ def oasis_command(
 def print_oasis_summary(summary: OasisImportSummary) -> None:
     options = summary.options
     at = f" (iteration {summary.iteration_number})" if summary.iteration_number is not None else ""
-    title = f"OASIS {summary.dataset}, {summary.iteration} files{at} -> {summary.run_dir}"
-    table = Table("network", "file", "keys", "parameters", title=escape(title))
-    for f in summary.files:
-        table.add_row(f.role, escape(str(f.path)), str(f.keys), f"{f.parameters / 1e6:.2f}M")
-    console.print(table)
+    _print_files(f"OASIS {summary.dataset}, {summary.iteration} files{at} -> {summary.run_dir}", summary.files)
     height, width = summary.image_size
     noise = f"3D noise z_dim {options['z_dim']}" if options["noise_3d"] else "no 3D noise"
     console.print(f"generator: ngf {options['ngf']}, {options['num_res_blocks']} blocks, {noise}, {options['norm']} "
@@ -92,14 +88,18 @@ def print_oasis_summary(summary: OasisImportSummary) -> None:
                   highlight=False)
 
 
+def _print_files(title: str, files) -> None:
+    """The imported files: network, path, keys and parameters, one row each."""
+    table = Table("network", "file", "keys", "parameters", title=escape(title))
+    for f in files:
+        table.add_row(f.role, escape(str(f.path)), str(f.keys), f"{f.parameters / 1e6:.2f}M")
+    console.print(table)
+
+
 def print_summary(summary: ImportSummary) -> None:
     options = summary.options
     shape = "VAE" if options.get("use_vae") else "noise input" if options.get("input") == "noise" else "label map input"
-    title = f"official SPADE {summary.dataset} -> {summary.run_dir}"
-    table = Table("network", "file", "keys", "parameters", title=escape(title))
-    for f in summary.files:
-        table.add_row(f.role, escape(str(f.path)), str(f.keys), f"{f.parameters / 1e6:.2f}M")
-    console.print(table)
+    _print_files(f"official SPADE {summary.dataset} -> {summary.run_dir}", summary.files)
     height, width = summary.image_size
     console.print(f"generator: ngf {options['ngf']}, {options['num_upsampling_layers']} upsampling, {shape}, "
                   f"{options['norm']} SPADE norm, {width}x{height} images", highlight=False)

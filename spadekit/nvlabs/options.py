@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from spadekit.errors import SpadekitError
+from spadekit.imported_run import read_opt_text
 from spadekit.nn.norm_names import ParamFreeNorm
 from spadekit.nvlabs.configs import NvlabsConfig
 from spadekit.preprocess import Mode
@@ -160,13 +161,8 @@ def read_opt_txt(ckpt_dir: Path) -> OfficialOptions | None:
     """The opt.txt of a checkpoint folder, or None when it has none. Bytes that are not UTF-8 (a path in
     another encoding) are replaced: no option the import reads can hold them."""
     path = Path(ckpt_dir) / OPT_TXT
-    if not path.is_file():
-        return None
-    try:
-        text = path.read_bytes().decode("utf-8", errors="replace")
-    except OSError as err:
-        raise SpadekitError(f"{path} cannot be read ({err.strerror or err}); check its permissions.") from None
-    return parse_opt_txt(text, path)
+    text = read_opt_text(path)
+    return None if text is None else parse_opt_txt(text, path)
 
 
 def parse_opt_txt(text: str, path: Path) -> OfficialOptions:

@@ -41,7 +41,7 @@ from spadekit.datasets import PAPER_DATASETS
 from spadekit.errors import SpadekitError
 from spadekit.fileio import sha256_file
 from spadekit.generator import GeneratorContext, count_parameters
-from spadekit.imported_run import check_out, write_run
+from spadekit.imported_run import check_out, read_opt_text, write_run
 from spadekit.nn.layers import OFFICIAL_SPECTRAL_KEYS
 from spadekit.nn.semantics import LabelSpace
 from spadekit.run_info import DISCRIMINATOR, EMA, GENERATOR, RunInfo, few_keys, load_state
@@ -150,12 +150,9 @@ def read_opt_txt(experiment: Path) -> tuple[Path, dict[str, tuple[str, int]]] | 
     """The reference's opt.txt ('{name:>25}: {value:<30}' lines, '\\t[default: X]' where not the default) as
     name -> (value as written, line number); None without one. opt.pkl is never opened (unpickling runs code)."""
     path = experiment / "opt.txt"
-    if not path.is_file():
+    text = read_opt_text(path)
+    if text is None:
         return None
-    try:
-        text = path.read_bytes().decode("utf-8", errors="replace")
-    except OSError as err:
-        raise SpadekitError(f"{path} cannot be read ({err.strerror or err}); check its permissions.") from None
     options: dict[str, tuple[str, int]] = {}
     for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
