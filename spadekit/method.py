@@ -13,6 +13,12 @@ discriminator, vgg)` once, then per step `generator_losses` (summed and back-pro
 `trains_discriminator`, `discriminator_losses` (summed into D). `g_step` is the generator wrapped with its encoder
 (`spadekit.train.objective.GeneratorStep`: `g_step(semantics, image)` -> fake, mu, logvar); both may be DDP-wrapped,
 so an objective reaches the raw modules with `unwrap`.
+
+A method may also set `ema_stat_batches` (an int; absent or 0: nothing). Before the trainer uses or saves the EMA
+generator (sample grids, checkpoints), it then runs the EMA generator in train mode, without gradients, on that
+many training batches, so that its batch-norm statistics are its own rather than the average of the trained
+generator's (OASIS's `update_EMA`; the batches, their crops and the latents come from generators seeded by the
+step, so training and an exact resume are unaffected).
 """
 
 from __future__ import annotations
@@ -43,6 +49,11 @@ class Method(Protocol):
 
     def objective(self, g_step: nn.Module, discriminator: nn.Module, vgg: nn.Module | None) -> Objective:
         ...
+
+
+def ema_stat_batches(method: Method) -> int:
+    """How many training batches refresh the EMA generator's batch-norm statistics (see the module docstring)."""
+    return int(getattr(method, "ema_stat_batches", 0) or 0)
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -566,14 +566,23 @@ def test_trains_resumes_and_synthesizes(toy_shards, tmp_path, cli):
     sets = {"data.shards": str(toy_shards), "data.load_size": 72, "data.crop_size": 64, "data.batch_size": 2,
             "data.num_workers": 0, "data.use_instance": False, "model.name": "oasis", "model.ngf": 2,
             "model.hidden": 8, "model.z_dim": 4, "model.channels_D": 4, "train.log_every": 1,
-            "train.sample_every": 2, "train.checkpoint_every": 2, "train.ema_decay": 0.9, "train.seed": 4}
-    run = tmp_path / "run"
-    train(TrainJob(load_recipe(None, {**sets, "train.max_steps": 2}), run))
+            "train.sample_every": 2, "train.checkpoint_every": 2, "train.ema_decay": 0.9, "train.seed": 4,
+            "model.ema_stat_batches": 3}
+    run, straight = tmp_path / "run", tmp_path / "straight"
+    # stopped at step 1, where the straight run neither samples nor saves (so recomputes no EMA statistics)
+    train(TrainJob(load_recipe(None, {**sets, "train.max_steps": 1}), run))
     train(TrainJob(load_recipe(None, {**sets, "train.max_steps": 3}), run, resume=True))
+    train(TrainJob(load_recipe(None, {**sets, "train.max_steps": 3}), straight))
     steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [s["step"] for s in steps] == [1, 2, 3]
     assert {"G_adv", "D_fake", "D_real", "D_LabelMix"} <= set(steps[-1]) and "G_feat" not in steps[-1]
-    state = load_checkpoint(latest_checkpoint(run))
+    state, expected = load_checkpoint(latest_checkpoint(run)), load_checkpoint(latest_checkpoint(straight))
+    for key in ("generator", "discriminator", "ema", "ema_averaged_buffers"):  # resume is exact
+        for name, value in expected[key].items():
+            assert torch.equal(state[key][name], value), f"{key}.{name}"
+    # the saved EMA generator carries its own batch statistics (reference update_EMA), not the averaged ones
+    name = "body.0.norm_0.first_norm.running_mean"
+    assert not torch.allclose(state["ema"][name], state["ema_averaged_buffers"][name])
     classes = RunInfo.load(run).space.one_hot_nc
     assert state["discriminator"]["layer_up_last.weight"].shape[0] == 1 + classes  # "fake" + the classes
 

@@ -199,6 +199,59 @@ def test_ema_state_dict_round_trip(tmp_path):
     torch.testing.assert_close(other.module[0].weight, model[0].weight)
 
 
+class _NoisyConvBN(nn.Module):
+    """A generator-shaped module: forward(semantics, z=None) draws its latent when none is given."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv, self.bn = nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)
+
+    def forward(self, semantics, z=None):
+        return self.bn(self.conv(semantics + torch.randn_like(semantics)))
+
+
+def test_recomputed_batch_stats_are_the_averaged_generators_own_and_leave_the_average_alone():
+    model = _NoisyConvBN()
+    ema = EMA(model)
+    ema.update(model, decay=0.5)
+    averaged = {k: v.clone() for k, v in ema.module.named_buffers()}
+    torch.manual_seed(1)
+    batches = [3.0 + torch.randn(2, 3, 8, 8) for _ in range(51)]  # far from the stats the average holds (0, 1)
+    torch.manual_seed(2)
+    ema.recompute_batch_stats(batches, "fp32", torch.device("cpu"))
+    assert not ema.module.training and ema.module.bn.num_batches_tracked.item() == 51
+    # the running mean is now the mean of the EMA conv's own outputs over the batches, up to 0.9^51 of the start
+    with torch.no_grad():
+        torch.manual_seed(2)
+        outputs = torch.cat([ema.module.conv(b + torch.randn_like(b)) for b in batches])
+    expected = outputs.mean((0, 2, 3))
+    assert (ema.module.bn.running_mean - averaged["bn.running_mean"]).abs().min() > 0.1  # it moved
+    torch.testing.assert_close(ema.module.bn.running_mean, expected, atol=0.05, rtol=0.02)
+    assert ema.averaged_buffers() is not None
+    # the next update averages from the averages, as if the pass had not happened
+    ema.update(model, decay=0.5)
+    assert ema.averaged_buffers() is None
+    for name, value in ema.module.named_buffers():
+        if value.is_floating_point():
+            torch.testing.assert_close(value, 0.5 * averaged[name] + 0.5 * dict(model.named_buffers())[name])
+
+
+def test_recomputed_batch_stats_survive_a_checkpoint_with_their_averages(tmp_path):
+    model = _NoisyConvBN()
+    ema = EMA(model)
+    ema.recompute_batch_stats([torch.randn(2, 3, 8, 8) + 1], "fp32", torch.device("cpu"))
+    ckpt.save_checkpoint(tmp_path / "ema.pt", {"ema": ema.state_dict(), "averages": ema.averaged_buffers()})
+    state = ckpt.load_checkpoint(tmp_path / "ema.pt")
+    other = EMA(_NoisyConvBN())
+    other.load_state_dict(state["ema"], state["averages"])
+    torch.testing.assert_close(other.module.bn.running_mean, ema.module.bn.running_mean)
+    ema.update(model, decay=0.9)
+    other.update(model, decay=0.9)
+    for (name, a), b in zip(ema.state_dict().items(), other.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
 # ---------------------------------------------------------------- schedule
 
 

@@ -48,6 +48,7 @@ class OasisMethod:
 
     def __init__(self, options: OasisOptions, context: GeneratorContext, recipe):
         self.options, self.context, self.recipe = options, context, recipe
+        self.ema_stat_batches = options.ema_stat_batches  # `spadekit.method.Method`: reference update_EMA
         loss = recipe.loss
         if loss.lambda_feat > 0:
             raise SpadekitError(

@@ -42,10 +42,11 @@ class OasisOptions(BaseModel):
     The reference's flags map as: --channels_G -> ngf, --z_dim -> z_dim, --no_3dnoise -> noise_3d = false,
     --spade_ks -> kernel_size, --param_free_norm syncbatch|batch|instance -> norm sync_batch|batch|instance,
     --no_spectral_norm -> spectral = false, --num_res_blocks, --channels_D, --lambda_labelmix,
-    --no_labelmix -> labelmix = false, --no_balancing_inloss -> class_balancing = false. --add_vgg_loss with
-    --lambda_vgg is the recipe's `loss.lambda_vgg` (> 0 adds it), and the adversarial loss is weighted by
-    `loss.lambda_gan` (1, the reference's implicit weight). The EMA decay, learning rates and betas are the
-    recipe's [train] ema_decay and [optim] section."""
+    --no_labelmix -> labelmix = false, --no_balancing_inloss -> class_balancing = false, and the 51 batches of
+    update_EMA's statistics pass -> ema_stat_batches. --add_vgg_loss with --lambda_vgg is the recipe's
+    `loss.lambda_vgg` (> 0 adds it), and the adversarial loss is weighted by `loss.lambda_gan` (1, the reference's
+    implicit weight). The EMA decay, learning rates and betas are the recipe's [train] ema_decay and [optim]
+    section."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -66,6 +67,9 @@ class OasisOptions(BaseModel):
                             "(the reference declares channels_D but hard-codes these widths at its default 64)")
     labelmix: bool = Field(True, description="LabelMix consistency regularization of D (reference not --no_labelmix)")
     lambda_labelmix: float = Field(10.0, ge=0, description="LabelMix weight (reference: 10, Cityscapes 5)")
+    ema_stat_batches: int = Field(51, ge=0, description="training batches the EMA generator runs in train mode "
+                                  "(no gradients) before samples and checkpoints, so that its batch-norm statistics "
+                                  "are its own (reference update_EMA: 51); 0: only the averaged statistics")
     class_balancing: bool = Field(True, description="weight the cross-entropy of each class by its inverse "
                                   "frequency in the batch (reference not --no_balancing_inloss)")
     dontcare_class: int | Literal["dataset", "none"] = Field(

@@ -15,7 +15,7 @@ from spadekit.errors import SpadekitError
 from spadekit.generator import GeneratorContext, build_generator
 from spadekit.method import Method
 from spadekit.nn.norms import convert_sync_batchnorm
-from spadekit.nn.semantics import LabelSpace
+from spadekit.nn.semantics import LabelSpace, to_semantics
 from spadekit.nn.spade_fast import enable_fast_path
 from spadekit.nn.vgg import VGGLoss
 from spadekit.train.distributed import DistEnv
@@ -28,7 +28,8 @@ def generator_context(recipe: Recipe, facts: DatasetFacts) -> GeneratorContext:
     return GeneratorContext(space, recipe.data.crop_size, recipe.data.aspect_ratio)
 
 
-def train_loader(recipe: Recipe, env: DistEnv) -> EpochLoader:
+def train_loader(recipe: Recipe, env: DistEnv, num_workers: int | None = None) -> EpochLoader:
+    """The training split's batches for this rank (`num_workers`: default the recipe's)."""
     d = recipe.data
     if d.batch_size % env.world_size:
         raise SpadekitError(
@@ -45,13 +46,21 @@ def train_loader(recipe: Recipe, env: DistEnv) -> EpochLoader:
     return make_loader(
         dataset,
         per_rank,
-        d.num_workers,
+        d.num_workers if num_workers is None else num_workers,
         shuffle=True,
         drop_last=True,
         seed=recipe.train.seed,
         distributed=env.distributed,
         device=env.device,
     )
+
+
+def ema_stat_batches(loader: EpochLoader, step: int, count: int, context: GeneratorContext):
+    """The first `count` training batches of an order seeded by `step`, as semantics (`spadekit.method`'s
+    `ema_stat_batches`)."""
+    loader.set_epoch(step)
+    for _, batch in zip(range(count), loader, strict=False):
+        yield to_semantics(batch["label"], batch["edge"], context.space)
 
 
 def sample_batch(recipe: Recipe, device: torch.device) -> dict:

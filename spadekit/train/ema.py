@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from spadekit.device import autocast
 from spadekit.method import unwrap
 
 
@@ -18,6 +20,8 @@ class EMA:
         self._module = copy.deepcopy(unwrap(model)).eval().requires_grad_(False)
         for param in self._module.parameters():
             param.grad = None  # deepcopy carries gradients along; the average never needs them
+        # the buffers' averages while `recompute_batch_stats`' values are in the module (None: they are in it)
+        self._averaged_buffers: dict[str, torch.Tensor] | None = None
 
     @property
     def module(self) -> nn.Module:
@@ -26,6 +30,7 @@ class EMA:
     @torch.no_grad()
     def update(self, model: nn.Module, decay: float) -> None:
         """Move every floating parameter and buffer towards the model's; copy integer buffers (step counters)."""
+        self._restore_averaged_buffers()
         source = unwrap(model)
         pairs = _matched(self._module.named_parameters(), source.named_parameters())
         pairs += _matched(self._module.named_buffers(), source.named_buffers())
@@ -38,11 +43,47 @@ class EMA:
                 average.copy_(current)
         refresh_spectral_norms(self._module)
 
+    @torch.no_grad()
+    def recompute_batch_stats(self, semantics_batches: Iterable[torch.Tensor], precision: str,
+                              device: torch.device) -> None:
+        """Run the averaged generator in train mode on these label maps (its latents drawn as in training), so
+        that its batch norms' running statistics follow its own activations (OASIS's update_EMA); spectral norms
+        power-iterate on the way, as in any training-mode forward.
+
+        The module keeps these buffers (samples, checkpoints and everything that reads them use them) until the
+        next `update`, which first puts the averages back: the average itself never sees the pass, so a run
+        stopped and resumed at any step averages exactly as one that was not. (OASIS keeps the pass's values
+        and averages on from them; after its 51 batches at momentum 0.1 they hold 0.9^51 = 0.5% of the
+        average they started from, which is the whole difference.)"""
+        self._restore_averaged_buffers()
+        self._averaged_buffers = {name: buffer.clone() for name, buffer in self._module.named_buffers()}
+        self._module.train()
+        try:
+            for semantics in semantics_batches:
+                with autocast(precision, device):
+                    self._module(semantics)
+        finally:
+            self._module.eval()
+
     def state_dict(self) -> dict:
+        """The EMA generator as it is used now (a plain generator state dict)."""
         return self._module.state_dict()
 
-    def load_state_dict(self, state: dict) -> None:
+    def averaged_buffers(self) -> dict[str, torch.Tensor] | None:
+        """The buffers' averages while `recompute_batch_stats`' values are in the module, else None."""
+        return self._averaged_buffers
+
+    def load_state_dict(self, state: dict, averaged_buffers: dict[str, torch.Tensor] | None = None) -> None:
         self._module.load_state_dict(state)
+        self._averaged_buffers = None if averaged_buffers is None else dict(averaged_buffers)
+
+    @torch.no_grad()
+    def _restore_averaged_buffers(self) -> None:
+        if self._averaged_buffers is None:
+            return
+        for name, buffer in self._module.named_buffers():
+            buffer.copy_(self._averaged_buffers[name])
+        self._averaged_buffers = None
 
 
 def _matched(averages, currents) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -10,6 +10,7 @@ checkpoint.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from spadekit.console import console, progress_bar
 from spadekit.data.palette import colour_lut
 from spadekit.device import autocast, check_precision
 from spadekit.errors import SpadekitError
+from spadekit.method import ema_stat_batches
 from spadekit.nn.semantics import to_semantics
 from spadekit.run_info import DISCRIMINATOR, GENERATOR, RunInfo, load_state
 from spadekit.run_info import EMA as EMA_KEY
@@ -41,6 +43,9 @@ from spadekit.train.objective import GeneratorStep
 from spadekit.train.rng import restore_rng_states, rng_states
 from spadekit.train.run_setup import check_run_dir, write_run_dir
 from spadekit.train.schedule import make_schedulers
+
+# the EMA's averaged buffers while the saved EMA generator carries recomputed batch statistics (`EMA.averaged_buffers`)
+EMA_AVERAGES = "ema_averaged_buffers"
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,8 @@ def run_worker(env: DistEnv, job: TrainJob) -> None:
     context = build.generator_context(recipe, facts)
     nets = build.build_networks(recipe, context, env)
     ema = EMA(nets.generator) if t.ema_decay > 0 else None
+    stat_batches = ema_stat_batches(nets.method) if ema is not None else 0
+    stat_loader = build.train_loader(recipe, env, num_workers=0) if stat_batches else None
     opt_G = build.adam(nets.generator.parameters(), recipe.optim.lr_G, recipe)
     opt_D = build.adam(nets.discriminator.parameters(), recipe.optim.lr_D, recipe)
     schedulers = make_schedulers([opt_G, opt_D], t.epochs, t.decay_epochs)
@@ -126,9 +133,13 @@ def run_worker(env: DistEnv, job: TrainJob) -> None:
                     total = counters.step  # train.max_minutes: log, sample and save as at the last step
                 if counters.step % t.log_every == 0 or counters.step == total:
                     logger.log(counters.step, {**meter.flush(env), **_lrs(opt_G, opt_D), "epoch": counters.epoch})
-                if counters.step % t.sample_every == 0 or counters.step == total:
+                sample_now = counters.step % t.sample_every == 0 or counters.step == total
+                save_now = counters.step % t.checkpoint_every == 0 or counters.step == total
+                if stat_loader is not None and (sample_now or save_now):
+                    _recompute_ema_stats(ema, stat_loader, stat_batches, counters.step, context, t, env)
+                if sample_now:
                     _save_samples(logger, counters.step, parts, samples, context, facts, t.precision, env)
-                if counters.step % t.checkpoint_every == 0 or counters.step == total:
+                if save_now:
                     _checkpoint(parts, counters, job, env)
                 if counters.step >= total:
                     break
@@ -176,6 +187,21 @@ def _stop_unless_finite(losses: dict[str, Tensor], step: int, run_dir: Path, env
                             "learning rates or use train.precision = 'fp32', then resume with --resume.")
 
 
+def _recompute_ema_stats(ema: EMA, loader, count: int, step: int, context, t, env: DistEnv) -> None:
+    """The method's `ema_stat_batches` pass (`spadekit.method`), its latents drawn from a generator seeded by the
+    step, so that the training stream, and with it an exact resume, stays as it was."""
+    with _forked_rng(env, seed=t.seed * 1000 + env.rank + step):
+        ema.recompute_batch_stats(build.ema_stat_batches(loader, step, count, context), t.precision, env.device)
+
+
+@contextmanager
+def _forked_rng(env: DistEnv, seed: int):
+    """Draws inside come from `seed`; the global random state is as before when the block ends."""
+    with torch.random.fork_rng([env.device] if env.device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
+
+
 def _time_is_up(deadline: float, env: DistEnv) -> bool:
     """Whether train.max_minutes have passed, as rank 0 sees it, so that every rank stops at the same step."""
     up = torch.tensor([float(time.monotonic() >= deadline)], device=env.device)
@@ -194,6 +220,7 @@ def _state(parts: _Parts, counters: Counters, job: TrainJob, rng: list) -> dict:
         GENERATOR: parts.generator.state_dict(),
         DISCRIMINATOR: parts.discriminator.state_dict(),
         EMA_KEY: parts.ema.state_dict() if parts.ema is not None else None,
+        EMA_AVERAGES: parts.ema.averaged_buffers() if parts.ema is not None else None,
         "opt_G": parts.opt_G.state_dict(), "opt_D": parts.opt_D.state_dict(),
         "schedulers": [s.state_dict() for s in parts.schedulers],
         "scalers": [s.state_dict() for s in parts.scalers],
@@ -233,7 +260,7 @@ def _resume(parts: _Parts, run_dir: Path, env: DistEnv) -> Counters:
     load_state(parts.generator, state[GENERATOR], f"{path} [{GENERATOR}]")
     load_state(parts.discriminator, state[DISCRIMINATOR], f"{path} [{DISCRIMINATOR}]")
     if parts.ema is not None and state.get(EMA_KEY) is not None:
-        parts.ema.load_state_dict(state[EMA_KEY])
+        parts.ema.load_state_dict(state[EMA_KEY], state.get(EMA_AVERAGES))
     if "opt_G" in state:  # absent in weights-only (imported) checkpoints
         parts.opt_G.load_state_dict(state["opt_G"])
         parts.opt_D.load_state_dict(state["opt_D"])
@@ -267,7 +294,9 @@ def _save_samples(logger, step, parts, samples, context, facts, precision, env) 
     generator.eval()
     semantics = to_semantics(samples["label"], samples["edge"], context.space)
     z = generator.encoder(samples["image"])[0] if generator.encoder is not None else None  # the style's mean
-    with autocast(precision, env.device):
+    # a generator that draws its own latent (OASIS's noise) draws the same one for every grid, from a generator
+    # of its own: the grids compare steps, and the training stream (an exact resume) stays as it was
+    with _forked_rng(env, seed=0), autocast(precision, env.device):
         fake = generator(semantics, z)
     generator.train(was_training)
     labels = samples["label"][:, 0].clamp(max=len(facts.class_names)).cpu().numpy()
