@@ -5,6 +5,8 @@ What changes against the training-time module, none of which changes what it com
 - spectral norm folded into the weights (`W / sigma` once, instead of per forward);
 - every SPADE block on its fast path (`spadekit.nn.spade_fast`): on CPUs the one-hot semantics read as table
   lookups and gamma, beta as per-class tables inside uniform regions; everywhere the modulation in place;
+- under bf16/fp16, the conv and linear weights stored in that precision (autocast would round them on every
+  forward; the result is the same);
 - channels_last memory format for the weights (faster convolutions on CPUs and GPUs) and, on GPUs, the input
   (on CPUs the fast path reads the semantics as table lookups, for which relaying out the input is a wasted
   pass over it: 33 ms for COCO-Stuff's 184 x 256 x 256);
@@ -22,18 +24,36 @@ import math
 import torch
 from torch import Tensor, nn
 
-from spadekit.device import autocast
+from spadekit.device import DTYPES, autocast
 from spadekit.nn.layers import fold_spectral_norm
-from spadekit.nn.spade_fast import enable_fast_path
+from spadekit.nn.spade_fast import FastSPADE, enable_fast_path
 
 
-def prepare(generator: nn.Module, device: torch.device) -> nn.Module:
+def prepare(generator: nn.Module, device: torch.device, precision: str = "fp32") -> nn.Module:
     """The generator in eval mode, spectral norm folded, SPADE's fast path on, channels_last, on `device`
-    (in place)."""
+    (in place); under bf16/fp16, the weights that autocast would cast on every forward cast once."""
     generator.eval()
     fold_spectral_norm(generator)
     enable_fast_path(generator)
-    return generator.to(device=device, memory_format=torch.channels_last)
+    generator.to(device=device, memory_format=torch.channels_last)
+    if precision in ("bf16", "fp16"):
+        cast_conv_weights(generator, DTYPES[precision])
+    return generator
+
+
+# the layers whose forward autocast runs in reduced precision, weight included (their subclasses may not)
+_AUTOCAST_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
+
+
+def cast_conv_weights(model: nn.Module, dtype: torch.dtype) -> None:
+    """Store the weights and biases of `model`'s conv and linear layers in `dtype`, except inside SPADE blocks
+    on the fast path, whose tables read their weights in fp32. Under autocast to `dtype` these layers compute
+    exactly as before (autocast rounds an fp32 weight to `dtype` on every call; now it is stored rounded), minus
+    a copy of every weight per forward (about 30 ms of a 250 ms bf16 forward on two CPU cores)."""
+    skip = {id(m) for block in model.modules() if isinstance(block, FastSPADE) for m in block.modules()}
+    for module in model.modules():
+        if type(module) in _AUTOCAST_LAYERS and id(module) not in skip:
+            module.to(dtype)
 
 
 @torch.no_grad()

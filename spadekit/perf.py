@@ -11,6 +11,10 @@ Measured, each as the median of `repeats` runs after warm-up:
   painted mask or a segmentation (a toyscapes landscape, its 9 classes spread over COCO-Stuff's ids, with
   instance edges; the `generator_forward_s_*` keys) and a worst case (`*_blocky`: a new random class on every
   16x16 block, where region borders cover half the image);
+- the official NVlabs/SPADE generator's fp32 forward on the scene mask, op for op as its code runs
+  (`spadekit.nvlabs.official_forward`: NCHW, every SPADE resizing the semantics and convolving the whole map,
+  spectral norm per forward), the bar: `generator_forward_vs_official_*` is each forward's time over it (SPADE
+  only; null for other models);
 - one training step (a G update, then a D update: hinge + feature matching, no VGG) of that configuration at
   batch 1, fp32 and bf16;
 - the training loader's samples/s (toyscapes shards at 286 px, random 256 crops and flips, batch 8) with 0
@@ -44,6 +48,8 @@ from spadekit.train import build
 COCO_SPACE = LabelSpace(182, dontcare=True, use_instance=True)  # 184 input channels
 PER_PRECISION = ("matmul_peak_gflops_{}", "generator_forward_s_{}", "generator_achieved_gflops_{}",
                  "generator_forward_s_{}_blocky", "generator_achieved_gflops_{}_blocky", "train_step_s_{}")
+# the forward's time as a fraction of the official code's fp32 forward on the scene mask (SPADE only)
+VS_OFFICIAL = ("generator_forward_vs_official_{}", "generator_forward_vs_official_{}_blocky")
 SIZE = 256
 
 
@@ -119,6 +125,17 @@ def generator_forward_s(precision: str, device: torch.device, repeats: int, size
     return timed(lambda: engine.forward(semantics, None), repeats, 2, device)
 
 
+def official_forward_s(device: torch.device, repeats: int, size: int = SIZE) -> float:
+    """Seconds of the official NVlabs/SPADE generator's fp32 forward (`spadekit.nvlabs.official_forward`) on the
+    scene mask: the bar the fast paths are read against."""
+    from spadekit.nvlabs.official_forward import official_forward
+
+    torch.manual_seed(0)
+    generator = build_generator("spade", {}, GeneratorContext(COCO_SPACE, size)).eval().to(device)
+    semantics = MASKS["scene"](COCO_SPACE, 1, size).to(device)
+    return timed(lambda: official_forward(generator, semantics), repeats, 1, device)
+
+
 def train_step_s(precision: str, device: torch.device, repeats: int, warmup: int = 1,
                  space: LabelSpace = COCO_SPACE, size: int = SIZE, batch: int = 1, plain: bool = False,
                  channels_last: bool = False, model: str = "spade") -> float:
@@ -192,7 +209,11 @@ def measure(device: torch.device, repeats: int = 3, report: Callable[[str], None
         result["bf16_skipped"] = "this CPU has no native bf16 (AVX512-BF16 or AMX); emulated bf16 is not measured"
     flops = generator_flops(COCO_SPACE, size, model)
     result["generator_gflop"] = flops / 1e9
-    result.update({key.format(p): None for key in PER_PRECISION for p in ("fp32", "bf16")})  # null if not run
+    result.update({key.format(p): None for key in PER_PRECISION + VS_OFFICIAL for p in ("fp32", "bf16")})
+    result["official_forward_s_fp32"] = None  # null if not run: the bar is SPADE's official code
+    if model == "spade":
+        report(f"official NVlabs/SPADE generator forward fp32 (COCO-Stuff {size}x{size}, batch 1, scene mask) ...")
+        result["official_forward_s_fp32"] = official_forward_s(device, repeats, size)
     for p in precisions:
         report(f"matmul peak {p} ...")
         result[f"matmul_peak_gflops_{p}"] = matmul_peak_gflops(DTYPES[p], device)
@@ -201,6 +222,8 @@ def measure(device: torch.device, repeats: int = 3, report: Callable[[str], None
             seconds = generator_forward_s(p, device, max(repeats, 5), size, mask, model)
             result[f"generator_forward_s_{p}{suffix}"] = seconds
             result[f"generator_achieved_gflops_{p}{suffix}"] = flops / seconds / 1e9
+            if result["official_forward_s_fp32"] is not None:
+                result[f"generator_forward_vs_official_{p}{suffix}"] = seconds / result["official_forward_s_fp32"]
         report(f"{model} training step {p} (COCO-Stuff {size}x{size}, batch 1) ...")
         result[f"train_step_s_{p}"] = train_step_s(p, device, repeats, size=size, model=model)
     report("prepare and loader ...")

@@ -83,7 +83,7 @@ class Synthesizer:
         self.precision = checked_precision(precision, self.device)
         self.space = space
         self.run = run
-        self.generator = inference.prepare(generator, self.device)
+        self.generator = inference.prepare(generator, self.device, self.precision)
 
     @classmethod
     def load(cls, run_dir: Path, checkpoint: Path | None = None, device: torch.device | str = "cpu",

@@ -10,7 +10,7 @@ import torch
 from spadekit import inference
 from spadekit.device import resolve_precision
 from spadekit.generator import GeneratorContext, build_generator
-from spadekit.nn import regions, spade_fast
+from spadekit.nn import regions, spade_fast, spade_tables
 from spadekit.nn.layers import has_spectral_norm
 from spadekit.nn.semantics import LabelSpace, to_semantics
 from spadekit.nn.spade import SPADE
@@ -73,28 +73,47 @@ def test_bf16_fast_path_stays_within_its_tolerance():
     plain, semantics = _generator_and_input({})
     with torch.no_grad():
         expected = plain(semantics)
-    out = inference.run(inference.prepare(copy.deepcopy(plain), torch.device("cpu")), semantics, None, "bf16")
+    out = inference.run(inference.prepare(copy.deepcopy(plain), torch.device("cpu"), "bf16"), semantics, None,
+                        "bf16")
     assert out.dtype == torch.float32
     assert REDUCED_DB <= inference.psnr(out, expected) < FP32_DB  # bf16 really ran: close, not identical
 
 
+def test_weights_stored_in_bf16_compute_what_autocast_computes():
+    # two builds, not two deep copies: folding a copy's spectral norm edits the parametrized class it shares
+    plain, semantics = _generator_and_input({}, MANY)
+    cast = inference.prepare(plain, torch.device("cpu"), "bf16")
+    assert cast.head_0.conv_0.weight.dtype == torch.bfloat16 and cast.conv_img.weight.dtype == torch.bfloat16
+    assert cast.head_0.norm_0.mlp_gamma.weight.dtype == torch.float32  # SPADE's tables read fp32 weights
+    kept = inference.prepare(_generator_and_input({}, MANY)[0], torch.device("cpu"), "fp32")
+    assert torch.equal(inference.run(cast, semantics, None, "bf16"), inference.run(kept, semantics, None, "bf16"))
+
+
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_the_lookup_and_region_table_path_stays_within_its_tolerance(precision, monkeypatch):
+@pytest.mark.parametrize("path", ["window tables", "lookups and region tables"])
+def test_the_table_paths_stay_within_their_tolerance(precision, path, monkeypatch):
     used = []
+    if path == "window tables":
+        def spy(*args):
+            used.append(spade_tables.tabled_spade(*args))
+            return used[-1]
 
-    def spy(*args):
-        used.append(regions.region_modulation(*args))
-        return used[-1]
+        monkeypatch.setattr(spade_fast, "tabled_spade", spy)
+    else:
+        def spy(*args):
+            used.append(regions.region_modulation(*args))
+            return used[-1]
 
-    monkeypatch.setattr(spade_fast, "region_modulation", spy)
+        monkeypatch.setattr(spade_tables, "MAX_WINDOW_SHARE", -1.0)  # the window tables always decline
+        monkeypatch.setattr(spade_fast, "region_modulation", spy)
     plain, semantics = _generator_and_input({}, MANY)
     with torch.no_grad():
         expected = plain(semantics)
-    fast = inference.prepare(copy.deepcopy(plain), torch.device("cpu"))
-    out = inference.run(fast, semantics, None, precision)  # lookups where they pay (here: 32x32 and 64x64)
-    assert any(maps is not None for maps in used)  # some layers took their gamma and beta from region tables
+    fast = inference.prepare(copy.deepcopy(plain), torch.device("cpu"), precision)
+    out = inference.run(fast, semantics, None, precision)
+    assert any(maps is not None for maps in used)  # some layers took this path
     low = FP32_DB if precision == "fp32" else REDUCED_DB
-    print(f"{precision}: {inference.psnr(out, expected):.1f} dB")
+    print(f"{precision} {path}: {inference.psnr(out, expected):.1f} dB")
     assert inference.psnr(out, expected) >= low
 
 

@@ -10,7 +10,9 @@ from spadekit.device import cpu_has_fast_bf16
 
 KEYS = ("generator_forward_s_fp32", "generator_forward_s_bf16", "train_step_s_fp32", "train_step_s_bf16",
         "matmul_peak_gflops_fp32", "matmul_peak_gflops_bf16", "generator_achieved_gflops_fp32",
-        "loader_samples_per_s_workers0", "loader_samples_per_s_workers2", "prepare_images_per_s", "device")
+        "loader_samples_per_s_workers0", "loader_samples_per_s_workers2", "prepare_images_per_s",
+        "official_forward_s_fp32", "generator_forward_vs_official_fp32", "generator_forward_vs_official_bf16",
+        "generator_forward_vs_official_bf16_blocky", "device")
 
 
 def test_perf_json_has_every_figure(tmp_path, cli):
@@ -25,3 +27,24 @@ def test_perf_json_has_every_figure(tmp_path, cli):
         else:
             assert result[key] > 0, key
     assert "matmul peak GFLOP/s" in proc.stdout and "generator forward" in proc.stdout
+    assert result["generator_forward_vs_official_fp32"] == pytest.approx(
+        result["generator_forward_s_fp32"] / result["official_forward_s_fp32"])
+
+
+def test_official_forward_is_the_plain_generators_computation():
+    """perf's bar computes what spadekit's plain (training-time) generator computes in eval mode, which the
+    nvlabs import tests hold to the official code."""
+    import torch
+
+    from spadekit.generator import GeneratorContext, build_generator
+    from spadekit.nn.semantics import LabelSpace
+    from spadekit.nvlabs.official_forward import official_forward
+    from spadekit.perf import scene_semantics
+
+    space = LabelSpace(30, dontcare=True, use_instance=True)
+    for options in ({"ngf": 8}, {"ngf": 8, "num_upsampling_layers": "more"}):
+        torch.manual_seed(0)
+        generator = build_generator("spade", options, GeneratorContext(space, 64)).eval()
+        semantics = scene_semantics(space, 2, 64)
+        with torch.no_grad():
+            torch.testing.assert_close(official_forward(generator, semantics), generator(semantics))

@@ -30,7 +30,7 @@ def perf_command(
     the same keys (the JSON's "model" says which)."""
     from spadekit import registry
     from spadekit.device import pick_device
-    from spadekit.perf import PER_PRECISION, measure
+    from spadekit.perf import PER_PRECISION, VS_OFFICIAL, measure
 
     registry.get("generators", model)  # an unknown name: one sentence naming the installed generators
     chosen = pick_device(device)
@@ -46,6 +46,11 @@ def perf_command(
             ("training step s (batch 1)", "{:.2f}")]
     for (name, fmt), key in zip(rows, PER_PRECISION, strict=True):
         table.add_row(name, *(_cell(result[key.format(p)], fmt) for p in ("fp32", "bf16")))
+    if result["official_forward_s_fp32"] is not None:
+        table.add_row("official NVlabs forward s/image (fp32, scene)", f"{result['official_forward_s_fp32']:.3f}", "")
+        for label, key in (("  forward / official (scene)", VS_OFFICIAL[0]), ("  forward / official (blocky)",
+                                                                              VS_OFFICIAL[1])):
+            table.add_row(label, *(_cell(result[key.format(p)], "{:.3f}x") for p in ("fp32", "bf16")))
     table.add_row("loader samples/s (0 / 2 workers)", f"{result['loader_samples_per_s_workers0']:.0f} / "
                   f"{result['loader_samples_per_s_workers2']:.0f}", "")
     table.add_row("prepare images/s (toyscapes 286 px, 2 workers)", f"{result['prepare_images_per_s']:.1f}", "")

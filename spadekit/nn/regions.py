@@ -9,7 +9,8 @@ the convolution is only needed on the band along region borders: there it runs a
 k x k window and one matrix product. The result equals the dense computation up to float rounding
 (tests/test_regions.py).
 
-Used on CPU without grad (the inference path), when enough pixels are interior to pay for the gathers.
+Used on CPU without grad (the inference path), when enough pixels are interior to pay for the gathers and the
+window tables (`spadekit.nn.spade_tables`, which also use `interior` and `class_table`) declined.
 """
 
 from __future__ import annotations

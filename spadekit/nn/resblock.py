@@ -30,6 +30,7 @@ class SPADEResBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, segmap: torch.Tensor) -> torch.Tensor:
         x_s = self.conv_s(self.norm_s(x, segmap)) if self.learned_shortcut else x
-        dx = self.conv_0(F.leaky_relu(self.norm_0(x, segmap), 0.2))
-        dx = self.conv_1(F.leaky_relu(self.norm_1(dx, segmap), 0.2))
-        return x_s + dx
+        inplace = not torch.is_grad_enabled()  # SPADE's output is a fresh tensor: no second feature-map buffer
+        dx = self.conv_0(F.leaky_relu(self.norm_0(x, segmap), 0.2, inplace=inplace))
+        dx = self.conv_1(F.leaky_relu(self.norm_1(dx, segmap), 0.2, inplace=inplace))
+        return dx.add_(x_s) if inplace else x_s + dx

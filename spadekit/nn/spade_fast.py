@@ -2,9 +2,13 @@
 
 `enable_fast_path(generator)` switches it on for every SPADE block of a generator; `spadekit.inference.prepare`
 does, and nothing else does (training and the plain block compute the paper's form as written). It changes
-the result only by float rounding (tests/test_inference.py, tests/test_onehot_conv.py, tests/test_regions.py):
-- `mlp_shared`'s conv on the one-hot segmap runs as table lookups (`spadekit.nn.onehot`) where they pay;
-- without grad, gamma and beta come from per-class tables inside uniform regions (`spadekit.nn.regions`);
+the result only by float rounding (tests/test_inference.py, tests/test_spade_tables.py, tests/test_onehot_conv.py,
+tests/test_regions.py):
+- at inference on CPU, first choice: the whole block from window tables (`spadekit.nn.spade_tables`: per-class
+  rows inside uniform regions, per-window rows along their borders, the batch norm folded in);
+- where those decline: `mlp_shared`'s conv on the one-hot segmap runs as table lookups (`spadekit.nn.onehot`)
+  where they pay, and without grad gamma and beta come from per-class tables inside uniform regions
+  (`spadekit.nn.regions`), the convolutions along the borders;
 - without grad, the modulation runs in place: no fresh feature-map-sized buffers.
 Parameters, buffers and state-dict keys stay the block's, so checkpoints load and save alike.
 """
@@ -14,9 +18,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from spadekit.nn.label_layout import layout_of
 from spadekit.nn.onehot import one_hot_conv2d, one_hot_conv_pays, one_hot_labels
 from spadekit.nn.regions import region_modulation
 from spadekit.nn.spade import SPADE, resize_segmap
+from spadekit.nn.spade_tables import tabled_spade
 
 
 class FastSPADE(SPADE):
@@ -29,6 +35,10 @@ class FastSPADE(SPADE):
     use_one_hot_conv: bool | None = None
 
     def forward(self, x: torch.Tensor, segmap: torch.Tensor) -> torch.Tensor:
+        if self._tables_apply(segmap):
+            out = tabled_spade(self, x, layout_of(segmap, x.shape[-2:], self.one_hot_nc))
+            if out is not None:
+                return out
         normalized = self.param_free_norm(x)
         segmap = resize_segmap(segmap, x.shape[-2:])
         gamma, beta = self._lookup_modulation(segmap) if self._lookups_pay(segmap) else self._conv_modulation(segmap)
@@ -48,6 +58,12 @@ class FastSPADE(SPADE):
         maps = None if torch.is_grad_enabled() else \
             region_modulation(segmap, actv, conv, self.mlp_gamma, self.mlp_beta, self.one_hot_nc, labels)
         return maps or (self.mlp_gamma(actv), self.mlp_beta(actv))
+
+    def _tables_apply(self, segmap: torch.Tensor) -> bool:
+        """Inference on CPU with a one-hot segmap: `spadekit.nn.spade_tables` (which still declines where the
+        tables do not pay)."""
+        return (self.one_hot_nc is not None and self.use_one_hot_conv is not False and not torch.is_grad_enabled()
+                and not self.training and segmap.device.type == "cpu")
 
     def _lookups_pay(self, segmap: torch.Tensor) -> bool:
         if self.one_hot_nc is None or self.use_one_hot_conv is False or segmap.requires_grad:
