@@ -58,7 +58,7 @@ def _both(spade: SPADE, x: torch.Tensor, semantics: torch.Tensor):
         return dense, tabled_spade(spade, x.contiguous(memory_format=torch.channels_last), layout)
 
 
-@pytest.mark.parametrize("kernel_size", [1, 3])
+@pytest.mark.parametrize("kernel_size", [1, 3, 5])
 @pytest.mark.parametrize("norm", ["batch", "instance"])
 @pytest.mark.parametrize("edges", [True, False])
 def test_tables_equal_the_dense_block(kernel_size, norm, edges):
@@ -91,13 +91,22 @@ def test_tables_decline_where_they_cannot_gain_or_key_exactly():
     soft = _painted(1, 32, space).clone()
     soft[:, -1] *= 0.5  # other channels that are not 0/1 cannot be keyed exactly
     assert _both(spade, torch.randn(1, 24, 32, 32), soft)[1] is None
-    wide = _spade(space, kernel_size=5)  # 25 taps of 4-bit class codes and an edge bit: more than 63 bits
-    assert _both(wide, torch.randn(1, 24, 32, 32), _painted(1, 32, space))[1] is None
+
+
+def test_distinct_rows_are_exact_beyond_one_64_bit_key():
+    gen = torch.Generator().manual_seed(0)
+    rows = torch.randint(0, 200, (300, 30), generator=gen)[torch.randint(0, 40, (2000,), generator=gen)]
+    rows[::7, -1] = 1  # rows that differ only in the last column
+    inverse, count = label_layout.distinct_rows([(column, 8) for column in rows.unbind(1)])  # 240 bits a row
+    unique, expected = torch.unique(rows, dim=0, return_inverse=True)
+    assert count == len(unique)
+    # the same grouping: equal rows share an index, different rows do not
+    assert torch.equal(inverse[:, None] == inverse[None], expected[:, None] == expected[None])
 
 
 def test_the_fast_block_takes_the_tables_and_falls_back_alike():
     space = LabelSpace(40, dontcare=False, use_instance=True)
-    spade = _spade(space, kernel_size=5)
+    spade = _spade(space)
     fast = enable_fast_path(copy.deepcopy(spade))
     for semantics in (_painted(1, 32, space), _noise(space)):
         x = torch.randn(1, 24, 32, 32)

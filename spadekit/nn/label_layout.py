@@ -29,7 +29,7 @@ from torch import Tensor
 from spadekit.nn.onehot import one_hot_labels
 from spadekit.nn.regions import interior
 
-MAX_KEY_BITS = 63  # a window's key: a code per class present (and a bit per binary other channel) per tap
+KEY_BITS = 62  # bits per packed key of `distinct_rows`
 
 
 @dataclass
@@ -72,8 +72,8 @@ class Layout:
 
     def patterns(self, kernel: int, radius: int) -> Patterns | None:
         """The kernel x kernel windows of the pixels within `radius` (the second conv's reach) of a border pixel
-        (`border(radius + kernel // 2)`); None when they cannot be keyed exactly in 63 bits (too many classes
-        in the image for the kernel, or other channels that are not 0/1): the caller then convolves."""
+        (`border(radius + kernel // 2)`); None when other channels hold values other than 0 and 1 (they are
+        keyed as bits): the caller then convolves."""
         key = (kernel, radius)
         if key not in self._patterns:
             self._patterns[key] = self._find_patterns(kernel, radius)
@@ -81,30 +81,23 @@ class Layout:
 
     def _find_patterns(self, kernel: int, radius: int) -> Patterns | None:
         b, h, w, nc = self.batch, self.height, self.width, self.one_hot_nc
-        rest_bits = 0 if self.rest is None else self.rest.shape[1]
         if self.rest is not None and not bool(((self.rest == 0) | (self.rest == 1)).all()):
-            return None
-        present = torch.unique(torch.cat([self.labels, self.labels.new_tensor([nc])]))
-        label_bits = max(1, math.ceil(math.log2(len(present))))
-        if kernel * kernel * (label_bits + rest_bits) > MAX_KEY_BITS:
             return None
         near = self._near_border(radius + kernel // 2, radius)  # flat indices of the pixels that need a window
         p = kernel // 2
-        padded_labels = F.pad(self.labels.view(b, h, w), (p, p, p, p), value=nc)
-        window_labels = windows(padded_labels, near, h, w, kernel)  # len(near) x k^2 class ids
+        window_labels = windows(F.pad(self.labels.view(b, h, w), (p, p, p, p), value=nc), near, h, w, kernel)
+        present = torch.unique(torch.cat([self.labels, self.labels.new_tensor([nc])]))
         code = torch.full((nc + 1,), -1, dtype=torch.int64, device=self.labels.device)
         code[present] = torch.arange(len(present), device=self.labels.device)
-        shifts = torch.arange(kernel * kernel, device=near.device) * (label_bits + rest_bits)
-        keys = (code[window_labels] << shifts).sum(1)
+        label_bits = max(1, math.ceil(math.log2(len(present))))
+        columns = [(code[window_labels[:, t]], label_bits) for t in range(kernel * kernel)]
         rest_windows = None
         if self.rest is not None:
             padded_rest = F.pad(self.rest, (p, p, p, p))
             rest_windows = torch.stack([windows(padded_rest[:, c], near, h, w, kernel)
-                                        for c in range(rest_bits)], 1)  # len(near) x R x k^2
-            for c in range(rest_bits):
-                keys += (rest_windows[:, c].long() << (shifts + label_bits + c)).sum(1)
-        unique, inverse = torch.unique(keys, return_inverse=True)
-        count = len(unique)
+                                        for c in range(self.rest.shape[1])], 1)  # len(near) x R x k^2
+            columns += [(column.long(), 1) for column in rest_windows.flatten(1).unbind(1)]
+        inverse, count = distinct_rows(columns)
         first = torch.empty(count, dtype=torch.int64, device=near.device)
         first.scatter_(0, inverse, torch.arange(len(near), device=near.device))  # one pixel of each window
         ids = torch.full((b * h * w,), count, dtype=torch.int64, device=near.device)
@@ -121,6 +114,28 @@ class Layout:
             grid = mask.view(self.batch, 1, self.height, self.width)
             mask = F.max_pool2d(grid, 2 * reach + 1, stride=1, padding=reach).flatten()
         return mask.nonzero().squeeze(1)
+
+
+def distinct_rows(columns: list[tuple[Tensor, int]]) -> tuple[Tensor, int]:
+    """Index of each row's distinct value among the rows of `columns` (each an int64 column with values below
+    2**bits), and how many distinct rows there are: exact, for any number of columns. Columns are packed into
+    keys of up to 62 bits, each key made dense with `torch.unique`, and the keys combined pairwise (the product
+    of two dense counts stays far below 2**63)."""
+    ids, count = None, 1
+    key, used = None, 0
+    for values, bits in [*columns, (None, KEY_BITS + 1)]:  # the sentinel flushes the last key
+        if key is not None and (values is None or used + bits > KEY_BITS):
+            unique, dense = torch.unique(key, return_inverse=True)
+            if ids is None:
+                ids, count = dense, len(unique)
+            else:
+                unique, ids = torch.unique(ids * len(unique) + dense, return_inverse=True)
+                count = len(unique)
+            key, used = None, 0
+        if values is not None:
+            key = values << used if key is None else key | (values << used)
+            used += bits
+    return ids, count
 
 
 def windows(padded: Tensor, pixels: Tensor, height: int, width: int, kernel: int) -> Tensor:

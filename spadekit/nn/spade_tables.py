@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from spadekit.nn.label_layout import Layout, Patterns, windows
 from spadekit.nn.regions import class_table
 
-MAX_WINDOW_SHARE = 0.25  # more distinct windows than this share of the pixels: the convolution is as fast
+MAX_WINDOW_SHARE = 0.5  # more distinct windows than this share of the pixels: the convolution is as fast
 CHUNK = 4096  # pixels per pass of the modulation (measured 2-8k alike; the whole map at once: ~8x slower)
 
 
@@ -62,17 +62,16 @@ class _Tables:
 
     def modulation(self, gamma_beta: Tensor) -> Tensor:
         """n x 2C rows of (gamma | beta) -> (scale | shift), so that norm(x) (1 + gamma) + beta = x * scale +
-        shift (computed in fp32, returned in gamma_beta's dtype)."""
+        shift (computed in fp32, returned in gamma_beta's dtype; an fp32 gamma_beta is overwritten)."""
         channels = gamma_beta.shape[1] // 2
-        gamma, beta = gamma_beta[:, :channels], gamma_beta[:, channels:]
-        out = torch.empty_like(gamma_beta)
-        if self.scale is None:  # x is normalized already: scale 1 + gamma, shift beta
-            torch.add(gamma, 1, out=out[:, :channels])
-            out[:, channels:] = beta
-            return out
-        torch.addcmul(self.scale, gamma, self.scale, out=out[:, :channels])  # a (1 + gamma)
-        torch.addcmul(beta + self.offset, gamma, self.offset, out=out[:, channels:])  # c (1 + gamma) + beta
-        return out
+        rows = gamma_beta.float()  # in place from here on
+        gamma, beta = rows[:, :channels], rows[:, channels:]
+        if self.scale is not None:  # else x is normalized already: scale 1 + gamma, shift beta
+            beta.add_(self.offset).addcmul_(gamma, self.offset)  # c (1 + gamma) + beta
+            gamma.mul_(self.scale).add_(self.scale)  # a (1 + gamma)
+        else:
+            gamma.add_(1)
+        return rows.to(gamma_beta.dtype)
 
 
 def _tables(spade: nn.Module, dtype: torch.dtype, one_hot_nc: int) -> _Tables:
