@@ -17,6 +17,9 @@ Measured, each as the median of `repeats` runs after warm-up:
   only; null for other models);
 - one training step (a G update, then a D update: hinge + feature matching, no VGG) of that configuration at
   batch 1, fp32 and bf16;
+- the step's images/s, nominal TFLOP/s (`train_step_flops`: the plain computation's FLOPs counted on the meta device)
+  and their fraction of the device's peak: the vendor's dense bf16 figure for the GPUs listed in
+  `BF16_SPEC_PEAKS`, else the matmul peak measured in this run (`--batch N` adds the same at batch N: `*_batch`);
 - the training loader's samples/s (toyscapes shards at 286 px, random 256 crops and flips, batch 8) with 0
   and 2 worker processes, and prepare's images/s (toyscapes at 256 px, 2 workers).
 bf16 is measured only where the device runs it natively (CPUs with AVX512-BF16 or AMX; GPUs); elsewhere it
@@ -71,7 +74,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def matmul_peak_gflops(dtype: torch.dtype, device: torch.device, n: int = 2048, repeats: int = 5) -> float:
+def matmul_peak_gflops(dtype: torch.dtype, device: torch.device, n: int | None = None, repeats: int = 5) -> float:
+    n = n or (8192 if device.type == "cuda" else 2048)  # a GPU needs a large product to approach its peak
     a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
     return 2 * n**3 / timed(lambda: a @ b, repeats, 2, device) / 1e9
 
@@ -141,6 +145,25 @@ def train_step_s(precision: str, device: torch.device, repeats: int, warmup: int
                  channels_last: bool = False, model: str = "spade") -> float:
     """Median seconds of one training step (G update, then D update) of the generator (SPADE's by default)
     at `size`."""
+    step = training_step(precision, device, space, size, batch, plain, channels_last, model)
+    return timed(step, repeats, warmup, device)
+
+
+def train_step_flops(space: LabelSpace = COCO_SPACE, size: int = SIZE, model: str = "spade") -> float:
+    """Nominal FLOPs of one training step at batch 1 (the plain computation: convolutions and matmuls of the G
+    step's forward and backward, the D step's, counted by FlopCounterMode on the meta device)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    step = training_step("fp32", torch.device("meta"), space, size, 1, plain=True, model=model)
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return float(counter.get_total_flops())
+
+
+def training_step(precision: str, device: torch.device, space: LabelSpace = COCO_SPACE, size: int = SIZE,
+                  batch: int = 1, plain: bool = False, channels_last: bool = False,
+                  model: str = "spade") -> Callable[[], None]:
+    """One training step as the trainer runs it (hinge + feature matching, no VGG), as a function to call."""
     from spadekit.config import load_recipe
     from spadekit.train.objective import GeneratorStep, PaperObjective
 
@@ -169,7 +192,7 @@ def train_step_s(precision: str, device: torch.device, repeats: int, warmup: int
             loss.backward()
             optimizer.step()
 
-    return timed(step, repeats, warmup, device)
+    return step
 
 
 def data_rates(scratch: Path, repeats: int) -> dict[str, float]:
@@ -197,19 +220,25 @@ def data_rates(scratch: Path, repeats: int) -> dict[str, float]:
 
 
 def measure(device: torch.device, repeats: int = 3, report: Callable[[str], None] = print,
-            size: int = SIZE, model: str = "spade") -> dict:
+            size: int = SIZE, model: str = "spade", batch: int = 1) -> dict:
     """Every figure of the module docstring, as one flat dict (keys as in `spadekit perf --json`); `size`
     other than 256 is for a quick look only (the keys keep their names; "size" says which was used); `model`
-    the generator plugin timed (the keys keep their names; "model" says which)."""
+    the generator plugin timed (the keys keep their names; "model" says which); `batch` > 1 also times the
+    training step at that batch size (the `*_batch` keys)."""
     result: dict = {"device": _device_name(device), "threads": torch.get_num_threads(),
-                    "torch": torch.__version__, "size": size, "model": model}
+                    "torch": torch.__version__, "size": size, "model": model, "train_batch": batch}
+    spec = spec_peak_tflops(device)
+    result["bf16_spec_peak_tflops"] = spec[0] if spec else None  # the vendor's dense bf16 figure, if known
+    result["bf16_spec_peak_source"] = spec[1] if spec else None
+    result["train_step_gflop"] = train_step_flops(COCO_SPACE, size, model) / 1e9  # per image
     bf16 = device.type == "cuda" or cpu_has_fast_bf16()
     precisions = ["fp32", "bf16"] if bf16 else ["fp32"]
     if not bf16:
         result["bf16_skipped"] = "this CPU has no native bf16 (AVX512-BF16 or AMX); emulated bf16 is not measured"
     flops = generator_flops(COCO_SPACE, size, model)
     result["generator_gflop"] = flops / 1e9
-    result.update({key.format(p): None for key in PER_PRECISION + VS_OFFICIAL for p in ("fp32", "bf16")})
+    keys = PER_PRECISION + VS_OFFICIAL + STEP_KEYS + tuple(key + "_batch" for key in ("train_step_s_{}",) + STEP_KEYS)
+    result.update({key.format(p): None for key in keys for p in ("fp32", "bf16")})
     result["official_forward_s_fp32"] = None  # null if not run: the bar is SPADE's official code
     if model == "spade":
         report(f"official NVlabs/SPADE generator forward fp32 (COCO-Stuff {size}x{size}, batch 1, scene mask) ...")
@@ -224,12 +253,43 @@ def measure(device: torch.device, repeats: int = 3, report: Callable[[str], None
             result[f"generator_achieved_gflops_{p}{suffix}"] = flops / seconds / 1e9
             if result["official_forward_s_fp32"] is not None:
                 result[f"generator_forward_vs_official_{p}{suffix}"] = seconds / result["official_forward_s_fp32"]
-        report(f"{model} training step {p} (COCO-Stuff {size}x{size}, batch 1) ...")
-        result[f"train_step_s_{p}"] = train_step_s(p, device, repeats, size=size, model=model)
+        for n, suffix in ((1, ""), (batch, "_batch")) if batch > 1 else ((1, ""),):
+            report(f"{model} training step {p} (COCO-Stuff {size}x{size}, batch {n}) ...")
+            seconds = train_step_s(p, device, repeats, size=size, batch=n, model=model)
+            result[f"train_step_s_{p}{suffix}"] = seconds
+            result.update(_step_rates(result, p, n, seconds, suffix))
     report("prepare and loader ...")
     with tempfile.TemporaryDirectory(prefix="spadekit-perf-") as scratch:
         result.update(data_rates(Path(scratch), repeats))
     return result
+
+
+# per precision: images/s of the training step, its nominal TFLOP/s, and their fraction of the peak (the vendor's
+# dense bf16 figure where known, else the matmul peak measured in the same run)
+STEP_KEYS = ("train_step_images_per_s_{}", "train_step_achieved_tflops_{}", "train_step_peak_fraction_{}")
+# dense bf16 tensor-core peaks from the vendors' datasheets, TFLOP/s, by device-name fragment (the first that
+# matches); figures for other GPUs are read against the measured matmul peak instead
+BF16_SPEC_PEAKS = (("H100 PCIe", 756.0, "NVIDIA H100 PCIe datasheet"),
+                   ("H100", 989.4, "NVIDIA H100 SXM datasheet"),
+                   ("H200", 989.4, "NVIDIA H200 SXM datasheet"),
+                   ("A100", 312.0, "NVIDIA A100 datasheet"))
+
+
+def spec_peak_tflops(device: torch.device) -> tuple[float, str] | None:
+    """(dense bf16 TFLOP/s, source) of a GPU whose datasheet figure is listed; None elsewhere."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next(((peak, source) for fragment, peak, source in BF16_SPEC_PEAKS if fragment in name), None)
+
+
+def _step_rates(result: dict, precision: str, batch: int, seconds: float, suffix: str) -> dict:
+    achieved = result["train_step_gflop"] * batch / seconds / 1e3  # TFLOP/s
+    spec = result["bf16_spec_peak_tflops"] if precision == "bf16" else None
+    peak = spec or result[f"matmul_peak_gflops_{precision}"] / 1e3
+    return {f"train_step_images_per_s_{precision}{suffix}": batch / seconds,
+            f"train_step_achieved_tflops_{precision}{suffix}": achieved,
+            f"train_step_peak_fraction_{precision}{suffix}": achieved / peak}
 
 
 def _device_name(device: torch.device) -> str:

@@ -17,7 +17,7 @@ KEYS = ("generator_forward_s_fp32", "generator_forward_s_bf16", "train_step_s_fp
 
 def test_perf_json_has_every_figure(tmp_path, cli):
     out = tmp_path / "perf.json"
-    proc = cli("perf", "--size", "64", "--repeats", "1", "--json", str(out))
+    proc = cli("perf", "--size", "64", "--repeats", "1", "--batch", "2", "--json", str(out))
     result = json.loads(out.read_text())
     assert set(KEYS) <= set(result) and result["size"] == 64 and result["device"].startswith("cpu")
     assert result["generator_gflop"] * 16 == pytest.approx(382.28, rel=0.01)  # 1/16 of the 256x256 FLOPs
@@ -29,6 +29,17 @@ def test_perf_json_has_every_figure(tmp_path, cli):
     assert "matmul peak GFLOP/s" in proc.stdout and "generator forward" in proc.stdout
     assert result["generator_forward_vs_official_fp32"] == pytest.approx(
         result["generator_forward_s_fp32"] / result["official_forward_s_fp32"])
+    # the training step's rates, at batch 1 and at --batch, read against the measured matmul peak on a CPU
+    assert result["train_batch"] == 2 and result["bf16_spec_peak_tflops"] is None
+    assert result["train_step_gflop"] == pytest.approx(100.64, rel=0.01)  # the plain step's FLOPs at 64x64
+    for suffix, batch in (("", 1), ("_batch", 2)):
+        seconds = result[f"train_step_s_fp32{suffix}"]
+        assert result[f"train_step_images_per_s_fp32{suffix}"] == pytest.approx(batch / seconds)
+        tflops = result["train_step_gflop"] * batch / seconds / 1e3
+        assert result[f"train_step_achieved_tflops_fp32{suffix}"] == pytest.approx(tflops)
+        assert result[f"train_step_peak_fraction_fp32{suffix}"] == pytest.approx(
+            tflops / (result["matmul_peak_gflops_fp32"] / 1e3))
+    assert "nominal GFLOP per image" in proc.stdout
 
 
 def test_official_forward_is_the_plain_generators_computation():

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import traceback
 from pathlib import Path
 
 import pytest
@@ -92,6 +94,32 @@ def test_resume_continues_bit_exact(tmp_path, toy_shards):
         _assert_same(a[key], b[key], key)
     steps = [json.loads(line)["step"] for line in (interrupted / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 9))
+
+
+def test_steps_do_not_wait_for_the_device(tmp_path, toy_shards, monkeypatch):
+    """Reading a tensor's value on the host (item, tolist, int, float, bool) waits for a GPU to finish; spadekit's
+    step does it only when it logs, samples or saves: 6 steps read as often as 2. Reads by the host-side loader
+    (spadekit.data) and by the optimizer (Adam keeps its step counters on the host) are not counted."""
+    reads = []
+    for name in ("item", "tolist", "__int__", "__float__", "__bool__"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, **kwargs):
+            stack = [f.filename for f in traceback.extract_stack()[:-1]]
+            caller = next(f for f in reversed(stack) if f"{os.sep}torch{os.sep}" not in f)
+            in_optimizer = any(f"torch{os.sep}optim" in f for f in stack)  # Adam's host-side step counters
+            if not in_optimizer and any(part in caller for part in ("spadekit/train", "spadekit/nn", "plugins")):
+                reads.append(caller)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    counts = []
+    for steps in (2, 6):  # one epoch (24 samples, batch 4)
+        reads.clear()
+        every = {"train.log_every": 100, "train.sample_every": 100, "train.checkpoint_every": 100}
+        train(TrainJob(_recipe(toy_shards, **{"train.max_steps": steps, **every}), tmp_path / f"run{steps}"))
+        counts.append(len(reads))
+    assert counts[0] == counts[1] > 0, counts
 
 
 def test_two_processes_train_and_write_one_checkpoint(tmp_path, toy_shards):

@@ -23,9 +23,12 @@ def perf_command(
     = 256,
     model: Annotated[str, typer.Option("--model", help="The generator plugin to time, with its default options "
                                        "(e.g. clade); the figures keep their names and keys.")] = "spade",
+    batch: Annotated[int | None, typer.Option("--batch", min=1, help="Also time the training step at this batch "
+                                              "size (a recipe's) [default: 32 on a GPU, none on a CPU]")] = None,
 ) -> None:
-    """Time the generator's forward (COCO-Stuff 256x256, fp32 and bf16) beside the matmul peak, a training
-    step, the loader and prepare on this machine. The generator is SPADE's unless --model names another
+    """Time the generator's forward (COCO-Stuff 256x256, fp32 and bf16) beside the matmul peak and the official
+    code's forward, a training step (images/s, TFLOP/s, fraction of the peak), the loader and prepare on this
+    machine. The generator is SPADE's unless --model names another
     generator plugin: `spadekit perf --model clade --size 256` times CLADE's forward and training step under
     the same keys (the JSON's "model" says which)."""
     from spadekit import registry
@@ -34,7 +37,9 @@ def perf_command(
 
     registry.get("generators", model)  # an unknown name: one sentence naming the installed generators
     chosen = pick_device(device)
-    result = measure(chosen, repeats, lambda line: console.print(f"[dim]{line}[/]", highlight=False), size, model)
+    batch = batch or (32 if chosen.type == "cuda" else 1)  # 32: the COCO-Stuff and ADE20K recipes' batch
+    result = measure(chosen, repeats, lambda line: console.print(f"[dim]{line}[/]", highlight=False), size, model,
+                     batch)
     table = Table(title=f"spadekit perf on {result['device']} ({model} generator)", title_justify="left")
     for column in ("figure", "fp32", "bf16"):
         table.add_column(column, justify="left" if column == "figure" else "right")
@@ -51,14 +56,27 @@ def perf_command(
         for label, key in (("  forward / official (scene)", VS_OFFICIAL[0]), ("  forward / official (blocky)",
                                                                               VS_OFFICIAL[1])):
             table.add_row(label, *(_cell(result[key.format(p)], "{:.3f}x") for p in ("fp32", "bf16")))
+    for n, suffix in ((1, ""), (batch, "_batch")) if batch > 1 else ((1, ""),):
+        table.add_row(f"training step at batch {n}: images/s", *(_cell(result[f"train_step_images_per_s_{p}{suffix}"],
+                                                                        "{:.2f}") for p in ("fp32", "bf16")))
+        table.add_row("  achieved TFLOP/s / fraction of peak", *(
+            _rate(result[f"train_step_achieved_tflops_{p}{suffix}"], result[f"train_step_peak_fraction_{p}{suffix}"])
+            for p in ("fp32", "bf16")))
     table.add_row("loader samples/s (0 / 2 workers)", f"{result['loader_samples_per_s_workers0']:.0f} / "
                   f"{result['loader_samples_per_s_workers2']:.0f}", "")
     table.add_row("prepare images/s (toyscapes 286 px, 2 workers)", f"{result['prepare_images_per_s']:.1f}", "")
     console.print(table)
+    peak = result["bf16_spec_peak_source"] or "the matmul peak measured above"
+    console.print(f"training step: {result['train_step_gflop']:.0f} nominal GFLOP per image; peak: {peak}",
+                  highlight=False)
     if "bf16_skipped" in result:
         console.print(f"bf16: {result['bf16_skipped']}", highlight=False)
     if json_out is not None:
         atomic_write_text(json_out, json.dumps(result, indent=2) + "\n")
+
+
+def _rate(tflops: float | None, fraction: float | None) -> str:
+    return "-" if tflops is None else f"{tflops:.2f} / {100 * fraction:.0f}%"
 
 
 def _cell(value: float | None, fmt: str) -> str:

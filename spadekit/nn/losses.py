@@ -23,7 +23,11 @@ DOutputs = Tensor | Sequence[Tensor] | Sequence[Sequence[Tensor]]
 
 @contextmanager
 def _float32(device: torch.device):
-    """Turn autocast off for `device` so the ops inside run in the dtype they are given (float32)."""
+    """Turn autocast off for `device` so the ops inside run in the dtype they are given (float32). Devices
+    without autocast (meta, where perf counts FLOPs) have nothing to turn off."""
+    if not torch.amp.is_autocast_available(device.type):
+        yield
+        return
     with torch.autocast(device_type=device.type, enabled=False):
         yield
 

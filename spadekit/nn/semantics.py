@@ -36,9 +36,10 @@ class LabelSpace:
 
 
 def to_semantics(label: torch.Tensor, edge: torch.Tensor | None, space: LabelSpace,
-                 dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Bx1xHxW int64 labels (+ Bx1xHxW edges) -> B x semantic_nc x H x W one-hot semantics."""
-    if int(label.max()) >= space.one_hot_nc or int(label.min()) < 0:
+                 dtype: torch.dtype = torch.float32, validate: bool = True) -> torch.Tensor:
+    """Bx1xHxW int64 labels (+ Bx1xHxW edges) -> B x semantic_nc x H x W one-hot semantics. `validate=False`
+    skips the range check (which waits for a GPU) for labels checked already (the training loader's)."""
+    if validate and (int(label.max()) >= space.one_hot_nc or int(label.min()) < 0):
         raise ValueError(f"label ids must lie in [0, {space.one_hot_nc}), got {int(label.min())}..{int(label.max())}")
     b, _, h, w = label.shape
     semantics = torch.zeros(b, space.semantic_nc, h, w, dtype=dtype, device=label.device)

@@ -76,7 +76,8 @@ class _Tables:
 
 def _tables(spade: nn.Module, dtype: torch.dtype, one_hot_nc: int) -> _Tables:
     """The block's tables, kept on the block while its parameters and buffers are unchanged."""
-    state = tuple((id(t), t._version) for t in (*spade.parameters(), *spade.buffers())) + (dtype, one_hot_nc)
+    # a tensor changed in place bumps its version; one replaced (load_state_dict, .to) has a new data pointer
+    state = tuple((t.data_ptr(), t._version) for t in (*spade.parameters(), *spade.buffers())) + (dtype, one_hot_nc)
     cached = getattr(spade, "_spade_tables", None)
     if cached is None or cached[0] != state:
         with torch.no_grad(), torch.autocast("cpu", enabled=False):

@@ -9,6 +9,7 @@ checkpoint.
 
 from __future__ import annotations
 
+import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -107,13 +108,14 @@ def run_worker(env: DistEnv, job: TrainJob) -> None:
     if env.is_main and job.run_info is not None:
         _write_run_dir(job)
     logger = RunLogger(job.run_dir, env.is_main, resume_step=counters.step if job.resume else None)
-    meter = _Meter()
+    meter, guard = _Meter(), _FiniteGuard()
     deadline = time.monotonic() + 60 * t.max_minutes if t.max_minutes else None
     with _Progress(env.is_main, total, counters.step, recipe.data.batch_size) as progress:
         while counters.step < total:
             loader.set_epoch(counters.epoch, skip_batches=counters.epoch_step)
             for batch in loader:
-                semantics = to_semantics(batch["label"], batch["edge"], context.space)
+                # the loader checked every label id (ShardDataset): no range check waiting for the device
+                semantics = to_semantics(batch["label"], batch["edge"], context.space, validate=False)
                 with autocast(t.precision, env.device):
                     losses_G, _ = objective.generator_losses(semantics, batch["image"])
                 _update(opt_G, scalers[0], losses_G)
@@ -122,19 +124,24 @@ def run_worker(env: DistEnv, job: TrainJob) -> None:
                     with autocast(t.precision, env.device):
                         losses_D = objective.discriminator_losses(semantics, batch["image"])
                     _update(opt_D, scalers[1], losses_D)
-                _stop_unless_finite({**losses_G, **losses_D}, counters.step + 1, job.run_dir, env)
+                guard.watch({**losses_G, **losses_D}, counters.step + 1)
                 if ema is not None:
                     ema.update(nets.generator, t.ema_decay)
                 counters.step += 1
                 counters.epoch_step += 1
                 meter.add({**losses_G, **losses_D}, batch["image"].shape[0] * env.world_size)
-                progress.advance(meter.latest)
+                progress.advance()
                 if deadline is not None and _time_is_up(deadline, env):
                     total = counters.step  # train.max_minutes: log, sample and save as at the last step
-                if counters.step % t.log_every == 0 or counters.step == total:
-                    logger.log(counters.step, {**meter.flush(env), **_lrs(opt_G, opt_D), "epoch": counters.epoch})
+                log_now = counters.step % t.log_every == 0 or counters.step == total
                 sample_now = counters.step % t.sample_every == 0 or counters.step == total
                 save_now = counters.step % t.checkpoint_every == 0 or counters.step == total
+                if log_now or sample_now or save_now:
+                    guard.check(job.run_dir, env)  # before anything is written
+                if log_now:
+                    means = meter.flush(env)
+                    logger.log(counters.step, {**means, **_lrs(opt_G, opt_D), "epoch": counters.epoch})
+                    progress.describe(means)
                 if stat_loader is not None and (sample_now or save_now):
                     _recompute_ema_stats(ema, stat_loader, stat_batches, counters.step, context, t, env)
                 if sample_now:
@@ -174,17 +181,41 @@ def _update(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, loss
     scaler.update()
 
 
-def _stop_unless_finite(losses: dict[str, Tensor], step: int, run_dir: Path, env: DistEnv) -> None:
-    """Stop every rank, before anything is saved, when a loss is NaN or infinite on any rank."""
-    finite = torch.stack([v.detach().float() for v in losses.values()]).isfinite().all().float()
-    if env.distributed:
-        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
-    if finite.item() == 0:
-        bad = ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items() if not torch.isfinite(v))
+class _FiniteGuard:
+    """Stops every rank, before anything is logged, sampled or saved, when a loss was NaN or infinite on any
+    rank. `watch` records each step's verdict on the device (no wait for the step to finish); `check`, called
+    before the loop writes anything, reads it and names the first bad step and its losses."""
+
+    def __init__(self):
+        self.names: list[str] = []
+        self.first_bad: Tensor | None = None  # the first bad step (-1: none) and its losses, on the device
+        self.values: Tensor | None = None
+
+    def watch(self, losses: dict[str, Tensor], step: int) -> None:
+        values = torch.stack([v.detach().float() for v in losses.values()])
+        if list(losses) != self.names:  # another set of losses than the last step's (not in the built-in methods)
+            self.names, self.values = list(losses), values
+            self.first_bad = torch.full((), -1, dtype=torch.int64, device=values.device)
+        new = ~values.isfinite().all() & (self.first_bad < 0)
+        self.first_bad = torch.where(new, step, self.first_bad)
+        self.values = torch.where(new, values, self.values)
+
+    def check(self, run_dir: Path, env: DistEnv) -> None:
+        if self.first_bad is None:
+            return
+        bad = (self.first_bad >= 0).float()
+        if env.distributed:
+            dist.all_reduce(bad, op=dist.ReduceOp.MAX)
+        if bad.item() == 0:
+            return
+        step = int(self.first_bad.item())
+        losses = ", ".join(f"{k}={v:.4g}" for k, v in zip(self.names, self.values.tolist(), strict=True)
+                           if not math.isfinite(v)) if step >= 0 else ""
         last = latest_checkpoint(run_dir)
         kept = f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
-        raise SpadekitError(f"Training diverged at step {step} ({bad or 'on another rank'}); {kept}. Lower the "
-                            "learning rates or use train.precision = 'fp32', then resume with --resume.")
+        where = f"at step {step} ({losses})" if step >= 0 else "on another rank"
+        raise SpadekitError(f"Training diverged {where}; {kept}. Lower the learning rates or use train.precision "
+                            "= 'fp32', then resume with --resume.")
 
 
 def _recompute_ema_stats(ema: EMA, loader, count: int, step: int, context, t, env: DistEnv) -> None:
@@ -204,9 +235,10 @@ def _forked_rng(env: DistEnv, seed: int):
 
 def _time_is_up(deadline: float, env: DistEnv) -> bool:
     """Whether train.max_minutes have passed, as rank 0 sees it, so that every rank stops at the same step."""
+    if not env.distributed:
+        return time.monotonic() >= deadline  # no device tensor: nothing to wait for
     up = torch.tensor([float(time.monotonic() >= deadline)], device=env.device)
-    if env.distributed:
-        dist.broadcast(up, src=0)
+    dist.broadcast(up, src=0)
     return bool(up.item())
 
 
@@ -308,7 +340,6 @@ class _Meter:
     """Running sums of the losses between log lines, and the images/s rate."""
 
     def __init__(self):
-        self.latest: dict[str, Tensor] = {}
         self._reset()
 
     def _reset(self) -> None:
@@ -322,7 +353,6 @@ class _Meter:
             self.sums[name] = self.sums.get(name, 0) + value.detach().float()
         self.count += 1
         self.images += images
-        self.latest = losses
 
     def flush(self, env: DistEnv) -> dict[str, float]:
         means = all_reduce_mean({k: v / self.count for k, v in self.sums.items()}, env)
@@ -337,6 +367,7 @@ class _Progress:
     def __init__(self, enabled: bool, total_steps: int, done_steps: int, batch_size: int):
         self.enabled, self.total, self.batch = enabled, total_steps, batch_size
         self.step = done_steps
+        self.text = ""
         self._bar = progress_bar("img") if enabled else None
 
     def __enter__(self):
@@ -345,11 +376,14 @@ class _Progress:
             self._task = self._bar.add_task("training", total=self.total * self.batch, completed=self.step * self.batch)
         return self
 
-    def advance(self, losses: dict[str, Tensor]) -> None:
+    def advance(self) -> None:
         self.step += 1
         if self._bar is not None:
-            text = " ".join(f"{k} {v.item():.3f}" for k, v in losses.items())
-            self._bar.update(self._task, advance=self.batch, description=f"step {self.step}/{self.total}  {text}")
+            self._bar.update(self._task, advance=self.batch, description=f"step {self.step}/{self.total}  {self.text}")
+
+    def describe(self, means: dict[str, float]) -> None:
+        """Show the losses of the last log line (read at log steps only: no wait for the device per step)."""
+        self.text = " ".join(f"{k} {v:.3f}" for k, v in means.items() if k[0].isupper())
 
     def __exit__(self, *exc) -> None:
         if self._bar is not None:
