@@ -64,6 +64,8 @@ _LAZY = {
     "SPADEResBlock": "spadekit.nn.resblock",
     "SPADE": "spadekit.nn.spade",
     "resize_segmap": "spadekit.nn.spade",
+    "modulate": "spadekit.nn.class_modulation",
+    "norm_as_affine": "spadekit.nn.class_modulation",
     # segmenters: published weights and spadekit checkpoints; a dataset that labels photos with a segmenter
     "build_segmenter": "spadekit.segmenter",
     "find_weights": "spadekit.weights",

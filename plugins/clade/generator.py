@@ -29,7 +29,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spadekit.plugin import GeneratorContext, ParamFreeNorm, conv2d, param_free_norm, resize_segmap
+from spadekit.plugin import (
+    GeneratorContext,
+    ParamFreeNorm,
+    conv2d,
+    modulate,
+    norm_as_affine,
+    param_free_norm,
+    resize_segmap,
+)
 from spadekit_plugins.clade.spec import CladeOptions
 from spadekit_plugins.spade.generator import SPADEGenerator
 
@@ -131,10 +139,12 @@ class CLADE(nn.Module):
 
     def forward(self, x: torch.Tensor, segmap: torch.Tensor | ClassLayout,
                 input_dist: torch.Tensor | None = None) -> torch.Tensor:
-        normalized = self.param_free_norm(x)
         if not isinstance(segmap, ClassLayout):
             segmap = class_layout(resize_segmap(segmap, x.shape[-2:]), self.use_instance, input_dist)
         layout = segmap.resized(x.shape[-2:])
+        if self._folds_the_norm(x):
+            return self._folded(x, layout)
+        normalized = self.param_free_norm(x)
         if not self.use_instance:
             return self.class_specified_affine(normalized, layout.labels, layout.dist)
         scale, shift = self.class_specified_affine.modulation(layout.labels, layout.dist, x.shape[-2:])
@@ -151,6 +161,33 @@ class CLADE(nn.Module):
         torch.mul(normalized, scale, out=out[:, :c]).add_(shift)
         out[:, c:].copy_(instance)
         return out
+
+
+    def _folds_the_norm(self, x: torch.Tensor) -> bool:
+        """Inference on a CPU with a batch norm and no ICPE: norm and class affine are one per-class scale and shift
+        (`spadekit.plugin.modulate`), one pass over the feature map instead of four."""
+        return (not torch.is_grad_enabled() and not self.training and x.device.type == "cpu"
+                and not self.class_specified_affine.add_dist and norm_as_affine(self.param_free_norm)[0] is not None)
+
+    def _folded(self, x: torch.Tensor, layout: ClassLayout) -> torch.Tensor:
+        out = modulate(x, layout.labels.reshape(-1), self._class_rows(x.dtype), extra_channels=int(self.use_instance))
+        if self.use_instance:
+            out[:, -1:] = self.inst_conv(layout.edges)
+        return out
+
+    def _class_rows(self, dtype: torch.dtype) -> torch.Tensor:
+        """label_nc x 2C rows (a * weight | c * weight + bias) for norm(x) = a x + c, kept while the weights and
+        statistics are unchanged."""
+        tensors = (*self.class_specified_affine.parameters(), *self.param_free_norm.buffers())
+        state = tuple((t.data_ptr(), t._version) for t in tensors) + (dtype,)
+        cached = getattr(self, "_rows_cache", None)
+        if cached is None or cached[0] != state:
+            scale, offset = norm_as_affine(self.param_free_norm)
+            affine = self.class_specified_affine
+            weight, bias = affine.weight.detach().float(), affine.bias.detach().float()
+            cached = (state, torch.cat([weight * scale, weight * offset + bias], 1).to(dtype))
+            self._rows_cache = cached
+        return cached[1]
 
 
 class CLADEResBlock(nn.Module):

@@ -8,7 +8,7 @@ only through small windows (`spadekit.nn.label_layout`):
   256x256 scene): the activation is computed once per distinct window, its products with conv_g's taps are a
   table, and gamma at a border pixel is the sum of the table rows of its neighbours' windows (an embedding bag);
 - a batch norm in eval mode is an affine map per channel, folded into the same per-pixel scale and shift:
-  out = x * scale + shift, one pass over the feature map, in pixel chunks that stay in cache.
+  out = x * scale + shift, one pass over the feature map (`spadekit.nn.class_modulation`).
 The result equals the dense computation up to float rounding (tests/test_spade_tables.py). Where the windows
 are too many to gain (noise-like label maps, small feature maps) or cannot be keyed exactly, `tabled_spade`
 returns None and the caller convolves. What depends only on the weights is computed once per block and kept
@@ -23,11 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from spadekit.nn.class_modulation import modulate, norm_as_affine
 from spadekit.nn.label_layout import Layout, Patterns, windows
 from spadekit.nn.regions import class_table
 
 MAX_WINDOW_SHARE = 0.5  # more distinct windows than this share of the pixels: the convolution is as fast
-CHUNK = 4096  # pixels per pass of the modulation (measured 2-8k alike; the whole map at once: ~8x slower)
 
 
 def tabled_spade(spade: nn.Module, x: Tensor, layout: Layout) -> Tensor | None:
@@ -44,7 +44,7 @@ def tabled_spade(spade: nn.Module, x: Tensor, layout: Layout) -> Tensor | None:
         x = spade.param_free_norm(x)
     with torch.autocast(x.device.type, enabled=False):
         at_border = tables.modulation(_border_gamma_beta(tables, layout, patterns, border)) if len(border) else None
-        return _modulate(x, layout, tables.class_rows, border, at_border)
+        return modulate(x, layout.labels, tables.class_rows, border, at_border)
 
 
 @dataclass
@@ -88,7 +88,7 @@ def _tables(spade: nn.Module, dtype: torch.dtype, one_hot_nc: int) -> _Tables:
 
 def _make_tables(spade: nn.Module, dtype: torch.dtype, one_hot_nc: int) -> _Tables:
     shared, gamma, beta = spade.mlp_shared[0], spade.mlp_gamma, spade.mlp_beta
-    scale, offset = _norm_as_affine(spade.param_free_norm)
+    scale, offset = norm_as_affine(spade.param_free_norm)
     weight = shared.weight.float()
     hidden_nc, in_nc, k = weight.shape[0], weight.shape[1], weight.shape[-1]
     rows = weight.reshape(hidden_nc, in_nc * k * k).t()  # row c * k^2 + t: W[:, c, tap t]
@@ -105,16 +105,6 @@ def _make_tables(spade: nn.Module, dtype: torch.dtype, one_hot_nc: int) -> _Tabl
     classes = torch.cat([class_table(shared, gamma, one_hot_nc), class_table(shared, beta, one_hot_nc)], 1)
     tables.class_rows = tables.modulation(classes.float()).to(dtype)
     return tables
-
-
-def _norm_as_affine(norm: nn.Module) -> tuple[Tensor | None, Tensor | None]:
-    """(a, c) with norm(x) = a * x + c per channel, for a batch norm in eval mode with running statistics and
-    no affine parameters; (None, None) for any other norm."""
-    if not isinstance(norm, nn.modules.batchnorm._BatchNorm) or norm.training or norm.running_mean is None \
-            or norm.affine:
-        return None, None
-    scale = torch.rsqrt(norm.running_var.float() + norm.eps)
-    return scale, -norm.running_mean.float() * scale
 
 
 def _border_gamma_beta(tables: _Tables, layout: Layout, patterns: Patterns, border: Tensor) -> Tensor:
@@ -145,22 +135,3 @@ def _window_activations(tables: _Tables, patterns: Patterns) -> Tensor:
     if tables.shared_bias is not None:
         out += tables.shared_bias
     return out.relu_()
-
-
-def _modulate(x: Tensor, layout: Layout, class_rows: Tensor, border: Tensor, at_border: Tensor | None) -> Tensor:
-    """x * scale + shift with each pixel's (scale | shift) its class's row, or its border row: B x C x H x W
-    channels_last, in x's dtype."""
-    channels = x.shape[1]
-    features = x.permute(0, 2, 3, 1).reshape(-1, channels)  # a view when x is channels_last
-    out = features.new_empty(features.shape)
-    starts = list(range(0, layout.pixels, CHUNK))
-    cuts = torch.searchsorted(border, torch.tensor(starts[1:] + [layout.pixels])).tolist() if len(border) else None
-    first = 0
-    for i, start in enumerate(starts):
-        end = min(start + CHUNK, layout.pixels)
-        rows = F.embedding(layout.labels[start:end], class_rows)
-        if cuts is not None and cuts[i] > first:
-            rows.index_copy_(0, border[first:cuts[i]] - start, at_border[first:cuts[i]].to(rows.dtype))
-            first = cuts[i]
-        torch.addcmul(rows[:, channels:], features[start:end], rows[:, :channels], out=out[start:end])
-    return out.view(layout.batch, layout.height, layout.width, channels).permute(0, 3, 1, 2)
