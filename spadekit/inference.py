@@ -47,10 +47,14 @@ _AUTOCAST_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
 
 def cast_conv_weights(model: nn.Module, dtype: torch.dtype) -> None:
     """Store the weights and biases of `model`'s conv and linear layers in `dtype`, except inside SPADE blocks
-    on the fast path, whose tables read their weights in fp32. Under autocast to `dtype` these layers compute
-    exactly as before (autocast rounds an fp32 weight to `dtype` on every call; now it is stored rounded), minus
-    a copy of every weight per forward (about 30 ms of a 250 ms bf16 forward on two CPU cores)."""
-    skip = {id(m) for block in model.modules() if isinstance(block, FastSPADE) for m in block.modules()}
+    on the fast path, whose tables read their weights in fp32, and inside the image encoder (`model.encoder`),
+    which synthesis runs in fp32 outside autocast. Under autocast to `dtype` these layers compute exactly as
+    before (autocast rounds an fp32 weight to `dtype` on every call; now it is stored rounded), minus a copy of
+    every weight per forward (about 30 ms of a 250 ms bf16 forward on two CPU cores)."""
+    kept = [block for block in model.modules() if isinstance(block, FastSPADE)]
+    if isinstance(getattr(model, "encoder", None), nn.Module):
+        kept.append(model.encoder)
+    skip = {id(m) for block in kept for m in block.modules()}
     for module in model.modules():
         if type(module) in _AUTOCAST_LAYERS and id(module) not in skip:
             module.to(dtype)

@@ -89,6 +89,19 @@ def test_weights_stored_in_bf16_compute_what_autocast_computes():
     assert torch.equal(inference.run(cast, semantics, None, "bf16"), inference.run(kept, semantics, None, "bf16"))
 
 
+def test_the_image_encoder_keeps_its_fp32_weights_under_bf16():
+    """Synthesis encodes style photos outside autocast: the encoder must not take the bf16 weights."""
+    from spadekit.synthesis import Synthesizer
+
+    encodings = []
+    for precision in ("fp32", "bf16"):
+        plain, _ = _generator_and_input({"use_vae": True, "z_dim": 8})
+        engine = Synthesizer(plain, SPACE, "cpu", precision)
+        assert engine.generator.encoder.fc_mu.weight.dtype == torch.float32
+        encodings.append(engine.encode(torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1))
+    assert torch.equal(encodings[0].mu, encodings[1].mu)
+
+
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("path", ["window tables", "lookups and region tables"])
 def test_the_table_paths_stay_within_their_tolerance(precision, path, monkeypatch):
