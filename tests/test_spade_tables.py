@@ -136,3 +136,15 @@ def test_tables_follow_weights_changed_in_place():
         spade.param_free_norm.running_mean.add_(1)
     dense, tables = _both(spade, x, semantics)
     torch.testing.assert_close(tables, dense, rtol=1e-5, atol=1e-5)
+
+
+def test_tables_on_a_uniform_map_and_a_wide_one():
+    space = LabelSpace(40, dontcare=False, use_instance=True)
+    spade = _spade(space)
+    uniform = to_semantics(torch.full((1, 1, 32, 32), 7), torch.zeros(1, 1, 32, 32), space)  # no border at all
+    wide = _painted(2, 64, space)[..., :32, :]  # 32 rows, 64 columns
+    for semantics in (uniform, wide.contiguous()):
+        x = torch.randn(semantics.shape[0], 24, *semantics.shape[-2:])
+        dense, tables = _both(spade, x, semantics)
+        assert tables is not None
+        torch.testing.assert_close(tables, dense, rtol=1e-5, atol=1e-5)
