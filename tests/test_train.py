@@ -96,6 +96,20 @@ def test_resume_continues_bit_exact(tmp_path, toy_shards):
     assert steps == list(range(1, 9))
 
 
+def test_the_finite_guard_names_the_first_bad_step_when_it_is_checked(tmp_path):
+    from spadekit.train.distributed import DistEnv
+    from spadekit.train.loop import _FiniteGuard
+
+    guard, env = _FiniteGuard(), DistEnv(device=torch.device("cpu"))
+    guard.check(tmp_path, env)  # nothing watched yet
+    guard.watch({"G_GAN": torch.tensor(0.5), "D_fake": torch.tensor(1.0)}, 1)
+    guard.check(tmp_path, env)  # finite: no error
+    guard.watch({"G_GAN": torch.tensor(float("nan")), "D_fake": torch.tensor(1.0)}, 2)
+    guard.watch({"G_GAN": torch.tensor(float("inf")), "D_fake": torch.tensor(float("nan"))}, 3)
+    with pytest.raises(SpadekitError, match=r"diverged at step 2 \(G_GAN=nan\); no checkpoint was written yet"):
+        guard.check(tmp_path, env)
+
+
 def test_steps_do_not_wait_for_the_device(tmp_path, toy_shards, monkeypatch):
     """Reading a tensor's value on the host (item, tolist, int, float, bool) waits for a GPU to finish; spadekit's
     step does it only when it logs, samples or saves: 6 steps read as often as 2. Reads by the host-side loader

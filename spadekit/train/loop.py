@@ -187,18 +187,17 @@ class _FiniteGuard:
     before the loop writes anything, reads it and names the first bad step and its losses."""
 
     def __init__(self):
-        self.names: list[str] = []
-        self.first_bad: Tensor | None = None  # the first bad step (-1: none) and its losses, on the device
-        self.values: Tensor | None = None
+        self.first_bad: Tensor | None = None  # the first bad step (-1: none), on the device
+        self.values: dict[str, Tensor] = {}  # each loss at that step (until then: as first seen)
 
     def watch(self, losses: dict[str, Tensor], step: int) -> None:
-        values = torch.stack([v.detach().float() for v in losses.values()])
-        if list(losses) != self.names:  # another set of losses than the last step's (not in the built-in methods)
-            self.names, self.values = list(losses), values
-            self.first_bad = torch.full((), -1, dtype=torch.int64, device=values.device)
-        new = ~values.isfinite().all() & (self.first_bad < 0)
+        values = {name: value.detach().float() for name, value in losses.items()}
+        if self.first_bad is None:
+            self.first_bad = torch.full((), -1, dtype=torch.int64, device=next(iter(values.values())).device)
+        new = ~torch.stack(list(values.values())).isfinite().all() & (self.first_bad < 0)
         self.first_bad = torch.where(new, step, self.first_bad)
-        self.values = torch.where(new, values, self.values)
+        for name, value in values.items():
+            self.values[name] = torch.where(new, value, self.values.get(name, value))
 
     def check(self, run_dir: Path, env: DistEnv) -> None:
         if self.first_bad is None:
@@ -209,8 +208,8 @@ class _FiniteGuard:
         if bad.item() == 0:
             return
         step = int(self.first_bad.item())
-        losses = ", ".join(f"{k}={v:.4g}" for k, v in zip(self.names, self.values.tolist(), strict=True)
-                           if not math.isfinite(v)) if step >= 0 else ""
+        values = {name: value.item() for name, value in self.values.items()}
+        losses = ", ".join(f"{k}={v:.4g}" for k, v in values.items() if not math.isfinite(v))
         last = latest_checkpoint(run_dir)
         kept = f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
         where = f"at step {step} ({losses})" if step >= 0 else "on another rank"
