@@ -49,7 +49,7 @@ def tabled_spade(spade: nn.Module, x: Tensor, layout: Layout) -> Tensor | None:
 
 @dataclass
 class _Tables:
-    """What a SPADE block's tables need from its weights, in the compute dtype."""
+    """What a SPADE block's tables need from its weights (rows and taps in the compute dtype, the rest fp32)."""
 
     class_rows: Tensor  # (classes + 1) x 2C: scale | shift inside a uniform region of each class (last: none)
     scale: Tensor | None  # C: the norm as x * scale + offset (None: the norm is not affine in eval mode)
@@ -108,8 +108,8 @@ def _make_tables(spade: nn.Module, dtype: torch.dtype, one_hot_nc: int) -> _Tabl
 
 
 def _border_gamma_beta(tables: _Tables, layout: Layout, patterns: Patterns, border: Tensor) -> Tensor:
-    """len(border) x 2C: gamma and beta at the border pixels, from the tables of the windows around them (the
-    products in the compute dtype, as the convolution would run; the sums in fp32)."""
+    """len(border) x 2C: gamma and beta at the border pixels, from the tables of the windows around them, in the
+    compute dtype (bf16 under bf16 inference, as the convolution would run)."""
     out_nc = tables.class_rows.shape[1]
     taps = tables.taps.shape[1] // out_nc
     activations = _window_activations(tables, patterns).to(tables.taps.dtype)  # windows x hidden
