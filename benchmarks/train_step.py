@@ -4,14 +4,17 @@ The reference point: the COCO-Stuff 256x256 configuration at batch 1, hinge + fe
 (`spadekit perf` reports the same figure). Prints the median seconds per step after warm-up steps.
 
     python benchmarks/train_step.py --precision fp32 [--channels-last] [--label-nc 182] [--size 256] [--plain]
+        [--batch N] [--ddp]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 
 import torch
+import torch.distributed as dist
 
 from spadekit.device import check_precision
 from spadekit.nn.semantics import LabelSpace
@@ -28,14 +31,24 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--plain", action="store_true", help="no one-hot lookup convs: the official computation")
+    parser.add_argument("--ddp", action="store_true", help="G's step and D in DistributedDataParallel in a one-rank "
+                        "group (nccl on a GPU, gloo on a CPU): the single-rank DDP overhead against no DDP")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     check_precision(args.precision, device)
     space = LabelSpace(args.label_nc, dontcare=True, use_instance=True)
-    seconds = train_step_s(args.precision, device, args.steps, args.warmup, space, args.size, args.batch,
-                           args.plain, args.channels_last)
-    result = {"device": str(device), "precision": args.precision, "channels_last": args.channels_last,
+    if args.ddp:
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", "29534")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=0, world_size=1)
+    try:
+        seconds = train_step_s(args.precision, device, args.steps, args.warmup, space, args.size, args.batch,
+                               args.plain, args.channels_last, ddp=args.ddp)
+    finally:
+        if args.ddp:
+            dist.destroy_process_group()
+    result = {"device": str(device), "precision": args.precision, "channels_last": args.channels_last, "ddp": args.ddp,
               "plain": args.plain, "size": args.size, "batch": args.batch, "step_s_median": seconds,
               "threads": torch.get_num_threads()}
     print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))

@@ -142,10 +142,10 @@ def official_forward_s(device: torch.device, repeats: int, size: int = SIZE) -> 
 
 def train_step_s(precision: str, device: torch.device, repeats: int, warmup: int = 1,
                  space: LabelSpace = COCO_SPACE, size: int = SIZE, batch: int = 1, plain: bool = False,
-                 channels_last: bool = False, model: str = "spade") -> float:
+                 channels_last: bool = False, model: str = "spade", ddp: bool = False) -> float:
     """Median seconds of one training step (G update, then D update) of the generator (SPADE's by default)
     at `size`."""
-    step = training_step(precision, device, space, size, batch, plain, channels_last, model)
+    step = training_step(precision, device, space, size, batch, plain, channels_last, model, ddp)
     return timed(step, repeats, warmup, device)
 
 
@@ -162,8 +162,9 @@ def train_step_flops(space: LabelSpace = COCO_SPACE, size: int = SIZE, model: st
 
 def training_step(precision: str, device: torch.device, space: LabelSpace = COCO_SPACE, size: int = SIZE,
                   batch: int = 1, plain: bool = False, channels_last: bool = False,
-                  model: str = "spade") -> Callable[[], None]:
-    """One training step as the trainer runs it (hinge + feature matching, no VGG), as a function to call."""
+                  model: str = "spade", ddp: bool = False) -> Callable[[], None]:
+    """One training step as the trainer runs it (hinge + feature matching, no VGG), as a function to call;
+    `ddp`: G's step and D wrapped in DistributedDataParallel, as the trainer does (the caller's process group)."""
     from spadekit.config import load_recipe
     from spadekit.train.objective import GeneratorStep, PaperObjective
 
@@ -179,7 +180,11 @@ def training_step(precision: str, device: torch.device, space: LabelSpace = COCO
     if channels_last:
         generator, discriminator = (m.to(memory_format=torch.channels_last) for m in (generator, discriminator))
         semantics, real = (t.contiguous(memory_format=torch.channels_last) for t in (semantics, real))
-    objective = PaperObjective(GeneratorStep(generator), discriminator, recipe.loss, None)
+    g_step, d_net = GeneratorStep(generator), discriminator
+    if ddp:
+        ids = [device.index or 0] if device.type == "cuda" else None
+        g_step, d_net = (torch.nn.parallel.DistributedDataParallel(m, device_ids=ids) for m in (g_step, d_net))
+    objective = PaperObjective(g_step, d_net, recipe.loss, None)
     opt_G = build.adam(generator.parameters(), recipe.optim.lr_G, recipe)
     opt_D = build.adam(discriminator.parameters(), recipe.optim.lr_D, recipe)
 
