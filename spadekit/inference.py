@@ -3,8 +3,10 @@
 What changes against the training-time module, none of which changes what it computes beyond rounding:
 - eval mode: batch norms use their running statistics, spectral norm its stored estimate of sigma;
 - spectral norm folded into the weights (`W / sigma` once, instead of per forward);
-- every SPADE block on its fast path (`spadekit.nn.spade_fast`): on CPUs the one-hot semantics read as table
-  lookups and gamma, beta as per-class tables inside uniform regions; everywhere the modulation in place;
+- every SPADE block on its fast path (`spadekit.nn.spade_fast`): on CPUs the block from window tables (per-class
+  rows inside uniform regions, per-window rows along their borders, the batch norm folded in), else the one-hot
+  semantics read as table lookups and gamma, beta as per-class tables inside uniform regions; everywhere the
+  modulation in place;
 - under bf16/fp16, the conv and linear weights stored in that precision (autocast would round them on every
   forward; the result is the same);
 - channels_last memory format for the weights (faster convolutions on CPUs and GPUs) and, on GPUs, the input

@@ -55,6 +55,16 @@ PER_PRECISION = ("matmul_peak_gflops_{}", "generator_forward_s_{}", "generator_a
 VS_OFFICIAL = ("generator_forward_vs_official_{}", "generator_forward_vs_official_{}_blocky")
 SIZE = 256
 
+# per precision: images/s of the training step, its nominal TFLOP/s, and their fraction of the peak (the vendor's
+# dense bf16 figure where known, else the matmul peak measured in the same run)
+STEP_KEYS = ("train_step_images_per_s_{}", "train_step_achieved_tflops_{}", "train_step_peak_fraction_{}")
+# dense bf16 tensor-core peaks from the vendors' datasheets, TFLOP/s, by device-name fragment (the first that
+# matches); figures for other GPUs are read against the measured matmul peak instead
+BF16_SPEC_PEAKS = (("H100 PCIe", 756.0, "NVIDIA H100 PCIe datasheet"),
+                   ("H100", 989.4, "NVIDIA H100 SXM datasheet"),
+                   ("H200", 989.4, "NVIDIA H200 SXM datasheet"),
+                   ("A100", 312.0, "NVIDIA A100 datasheet"))
+
 
 def timed(fn: Callable[[], object], repeats: int, warmup: int, device: torch.device) -> float:
     """Median seconds of `fn()` over `repeats` runs after `warmup` runs."""
@@ -258,7 +268,7 @@ def measure(device: torch.device, repeats: int = 3, report: Callable[[str], None
             result[f"generator_achieved_gflops_{p}{suffix}"] = flops / seconds / 1e9
             if result["official_forward_s_fp32"] is not None:
                 result[f"generator_forward_vs_official_{p}{suffix}"] = seconds / result["official_forward_s_fp32"]
-        for n, suffix in ((1, ""), (batch, "_batch")) if batch > 1 else ((1, ""),):
+        for n, suffix in step_batches(batch):
             report(f"{model} training step {p} (COCO-Stuff {size}x{size}, batch {n}) ...")
             seconds = train_step_s(p, device, repeats, size=size, batch=n, model=model)
             result[f"train_step_s_{p}{suffix}"] = seconds
@@ -269,15 +279,9 @@ def measure(device: torch.device, repeats: int = 3, report: Callable[[str], None
     return result
 
 
-# per precision: images/s of the training step, its nominal TFLOP/s, and their fraction of the peak (the vendor's
-# dense bf16 figure where known, else the matmul peak measured in the same run)
-STEP_KEYS = ("train_step_images_per_s_{}", "train_step_achieved_tflops_{}", "train_step_peak_fraction_{}")
-# dense bf16 tensor-core peaks from the vendors' datasheets, TFLOP/s, by device-name fragment (the first that
-# matches); figures for other GPUs are read against the measured matmul peak instead
-BF16_SPEC_PEAKS = (("H100 PCIe", 756.0, "NVIDIA H100 PCIe datasheet"),
-                   ("H100", 989.4, "NVIDIA H100 SXM datasheet"),
-                   ("H200", 989.4, "NVIDIA H200 SXM datasheet"),
-                   ("A100", 312.0, "NVIDIA A100 datasheet"))
+def step_batches(batch: int) -> tuple[tuple[int, str], ...]:
+    """The batch sizes the training step is timed at, with their key suffixes: 1, and `batch` when larger."""
+    return ((1, ""), (batch, "_batch")) if batch > 1 else ((1, ""),)
 
 
 def spec_peak_tflops(device: torch.device) -> tuple[float, str] | None:

@@ -64,6 +64,7 @@ _LAZY = {
     "SPADEResBlock": "spadekit.nn.resblock",
     "SPADE": "spadekit.nn.spade",
     "resize_segmap": "spadekit.nn.spade",
+    "kept_on": "spadekit.nn.class_modulation",
     "modulate": "spadekit.nn.class_modulation",
     "norm_as_affine": "spadekit.nn.class_modulation",
     # segmenters: published weights and spadekit checkpoints; a dataset that labels photos with a segmenter

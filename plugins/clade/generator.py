@@ -33,6 +33,7 @@ from spadekit.plugin import (
     GeneratorContext,
     ParamFreeNorm,
     conv2d,
+    kept_on,
     modulate,
     norm_as_affine,
     param_free_norm,
@@ -55,7 +56,7 @@ class ClassLayout(NamedTuple):
 
     def resized(self, size: tuple[int, int] | torch.Size) -> ClassLayout:
         return ClassLayout(
-            resize_labels(self.labels, size),
+            resize_segmap(self.labels[:, None], size)[:, 0],
             None if self.edges is None else resize_segmap(self.edges, size),
             None if self.dist is None else resize_segmap(self.dist, size),
         )
@@ -66,16 +67,6 @@ def class_layout(semantics: torch.Tensor, use_instance: bool, dist: torch.Tensor
     the argmax of the others; without, the argmax of all channels."""
     mask = semantics[:, :-1] if use_instance else semantics
     return ClassLayout(mask.argmax(1), semantics[:, -1:] if use_instance else None, dist)
-
-
-def resize_labels(labels: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
-    """Nearest resize of B x H x W labels (strided view when the sizes divide, as `resize_segmap`)."""
-    (h, w), (out_h, out_w) = labels.shape[-2:], tuple(size)
-    if (h, w) == (out_h, out_w):
-        return labels
-    if h % out_h == 0 and w % out_w == 0:
-        return labels[..., :: h // out_h, :: w // out_w]
-    return F.interpolate(labels[:, None].float(), size=(out_h, out_w), mode="nearest")[:, 0].long()
 
 
 class ClassAffine(nn.Module):
@@ -107,7 +98,7 @@ class ClassAffine(nn.Module):
         """The per-pixel scale and shift (B x affine_nc x H x W each) at `size`."""
         if labels.is_floating_point():  # a one-hot mask, as the reference takes it
             labels = labels.argmax(1)
-        labels = resize_labels(labels, size)
+        labels = resize_segmap(labels[:, None], size)[:, 0]
         scale = F.embedding(labels, self.weight).permute(0, 3, 1, 2)
         shift = F.embedding(labels, self.bias).permute(0, 3, 1, 2)
         if self.add_dist:
@@ -142,8 +133,9 @@ class CLADE(nn.Module):
         if not isinstance(segmap, ClassLayout):
             segmap = class_layout(resize_segmap(segmap, x.shape[-2:]), self.use_instance, input_dist)
         layout = segmap.resized(x.shape[-2:])
-        if self._folds_the_norm(x):
-            return self._folded(x, layout)
+        folded = self._folded(x, layout)
+        if folded is not None:
+            return folded
         normalized = self.param_free_norm(x)
         if not self.use_instance:
             return self.class_specified_affine(normalized, layout.labels, layout.dist)
@@ -162,32 +154,27 @@ class CLADE(nn.Module):
         out[:, c:].copy_(instance)
         return out
 
-
-    def _folds_the_norm(self, x: torch.Tensor) -> bool:
-        """Inference on a CPU with a batch norm and no ICPE: norm and class affine are one per-class scale and shift
-        (`spadekit.plugin.modulate`), one pass over the feature map instead of four."""
-        return (not torch.is_grad_enabled() and not self.training and x.device.type == "cpu"
-                and not self.class_specified_affine.add_dist and norm_as_affine(self.param_free_norm)[0] is not None)
-
-    def _folded(self, x: torch.Tensor, layout: ClassLayout) -> torch.Tensor:
-        out = modulate(x, layout.labels.reshape(-1), self._class_rows(x.dtype), extra_channels=int(self.use_instance))
+    def _folded(self, x: torch.Tensor, layout: ClassLayout) -> torch.Tensor | None:
+        """At inference on a CPU, with a batch norm and without ICPE, norm and class affine are one per-class scale
+        and shift (`spadekit.plugin.modulate`): one pass over the feature map instead of four. None elsewhere."""
+        if torch.is_grad_enabled() or self.training or x.device.type != "cpu" or self.class_specified_affine.add_dist:
+            return None
+        rows = kept_on(self, "_rows_cache", lambda: self._class_rows(x.dtype), x.dtype)
+        if rows is None:
+            return None
+        out = modulate(x, layout.labels.reshape(-1), rows, extra_channels=int(self.use_instance))
         if self.use_instance:
             out[:, -1:] = self.inst_conv(layout.edges)
         return out
 
-    def _class_rows(self, dtype: torch.dtype) -> torch.Tensor:
-        """label_nc x 2C rows (a * weight | c * weight + bias) for norm(x) = a x + c, kept while the weights and
-        statistics are unchanged."""
-        tensors = (*self.class_specified_affine.parameters(), *self.param_free_norm.buffers())
-        state = tuple((t.data_ptr(), t._version) for t in tensors) + (dtype,)
-        cached = getattr(self, "_rows_cache", None)
-        if cached is None or cached[0] != state:
-            scale, offset = norm_as_affine(self.param_free_norm)
-            affine = self.class_specified_affine
-            weight, bias = affine.weight.detach().float(), affine.bias.detach().float()
-            cached = (state, torch.cat([weight * scale, weight * offset + bias], 1).to(dtype))
-            self._rows_cache = cached
-        return cached[1]
+    def _class_rows(self, dtype: torch.dtype) -> torch.Tensor | None:
+        """label_nc x 2C rows (a * weight | c * weight + bias) for a norm(x) = a x + c; None for a norm that
+        depends on x."""
+        scale, offset = norm_as_affine(self.param_free_norm)
+        if scale is None:
+            return None
+        weight, bias = self.class_specified_affine.weight.float(), self.class_specified_affine.bias.float()
+        return torch.cat([weight * scale, weight * offset + bias], 1).to(dtype)
 
 
 class CLADEResBlock(nn.Module):

@@ -28,12 +28,12 @@ def perf_command(
 ) -> None:
     """Time the generator's forward (COCO-Stuff 256x256, fp32 and bf16) beside the matmul peak and the official
     code's forward, a training step (images/s, TFLOP/s, fraction of the peak), the loader and prepare on this
-    machine. The generator is SPADE's unless --model names another
-    generator plugin: `spadekit perf --model clade --size 256` times CLADE's forward and training step under
-    the same keys (the JSON's "model" says which)."""
+    machine. The generator is SPADE's unless --model names another generator plugin: `spadekit perf --model
+    clade --size 256` times CLADE's forward and training step under the same keys (the JSON's "model" says
+    which)."""
     from spadekit import registry
     from spadekit.device import pick_device
-    from spadekit.perf import PER_PRECISION, VS_OFFICIAL, measure
+    from spadekit.perf import PER_PRECISION, VS_OFFICIAL, measure, step_batches
 
     registry.get("generators", model)  # an unknown name: one sentence naming the installed generators
     chosen = pick_device(device)
@@ -56,7 +56,7 @@ def perf_command(
         for label, key in (("  forward / official (scene)", VS_OFFICIAL[0]), ("  forward / official (blocky)",
                                                                               VS_OFFICIAL[1])):
             table.add_row(label, *(_cell(result[key.format(p)], "{:.3f}x") for p in ("fp32", "bf16")))
-    for n, suffix in ((1, ""), (batch, "_batch")) if batch > 1 else ((1, ""),):
+    for n, suffix in step_batches(batch):
         table.add_row(f"training step at batch {n}: images/s", *(_cell(result[f"train_step_images_per_s_{p}{suffix}"],
                                                                         "{:.2f}") for p in ("fp32", "bf16")))
         table.add_row("  achieved TFLOP/s / fraction of peak", *(

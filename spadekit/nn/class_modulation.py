@@ -9,11 +9,28 @@ fresh pages on every call (8x slower at 256x256 on two CPU cores).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 CHUNK = 4096  # pixels per pass (measured 2-8k alike)
+T = TypeVar("T")
+
+
+def kept_on(module: nn.Module, attribute: str, make: Callable[[], T], *key) -> T:
+    """`make()`, kept on `module` as `attribute` while its parameters and buffers are unchanged and `key` is the
+    same: what inference derives from the weights (tables, folded rows) once, not per forward. A tensor changed
+    in place bumps its version; one replaced (load_state_dict, .to) has a new data pointer."""
+    state = tuple((t.data_ptr(), t._version) for t in (*module.parameters(), *module.buffers())) + key
+    cached = getattr(module, attribute, None)
+    if cached is None or cached[0] != state:
+        with torch.no_grad():
+            cached = (state, make())
+        setattr(module, attribute, cached)
+    return cached[1]
 
 
 def norm_as_affine(norm: nn.Module) -> tuple[Tensor | None, Tensor | None]:

@@ -28,6 +28,7 @@ from torch import Tensor
 
 from spadekit.nn.onehot import one_hot_labels
 from spadekit.nn.regions import interior
+from spadekit.nn.spade import resize_segmap
 
 KEY_BITS = 62  # bits per packed key of `distinct_rows`
 
@@ -36,13 +37,12 @@ KEY_BITS = 62  # bits per packed key of `distinct_rows`
 class Patterns:
     """The distinct windows around the pixels near the border and which one each of them has.
 
-    `ids`: B x (H + 2 pad) x (W + 2 pad) int64 window index of every pixel (`count` outside the image and at
-    pixels not near the border, where no table lookup reads it), padded by `pad`; `labels`: count x k^2 class
-    ids of each window's pixels (`one_hot_nc` outside the image); `rest`: count x R x k^2 other channels, or
-    None."""
+    `ids`: B x (H + 2 r) x (W + 2 r) int64 window index of every pixel (`count` outside the image and at
+    pixels not near the border, where no table lookup reads it), padded by r, the `radius` asked for (the
+    second conv's reach); `labels`: count x k^2 class ids of each window's pixels (`one_hot_nc` outside the
+    image); `rest`: count x R x k^2 other channels, or None."""
 
     ids: Tensor
-    pad: int
     count: int
     labels: Tensor
     rest: Tensor | None
@@ -103,7 +103,7 @@ class Layout:
         ids = torch.full((b * h * w,), count, dtype=torch.int64, device=near.device)
         ids[near] = inverse
         ids = F.pad(ids.view(b, h, w), (radius, radius, radius, radius), value=count)
-        return Patterns(ids, radius, count, window_labels[first],
+        return Patterns(ids, count, window_labels[first],
                         None if rest_windows is None else rest_windows[first])
 
     def _near_border(self, border_radius: int, reach: int) -> Tensor:
@@ -198,19 +198,7 @@ def _layouts(segmap: Tensor) -> dict:
 def _layout(labels: Tensor, rest: Tensor | None, size: tuple[int, int], one_hot_nc: int) -> Layout:
     """The layout at `size` from the full-size B x H x W labels and B x R x H x W other channels."""
     if rest is not None:
-        rest = _resize(rest.float(), size).contiguous()
+        rest = resize_segmap(rest.float(), size).contiguous()
         rest = rest if bool(rest.any()) else None
-    labels = _resize(labels[:, None], size)[:, 0].contiguous()
+    labels = resize_segmap(labels[:, None], size)[:, 0].contiguous()
     return Layout(labels.flatten(), rest, labels.shape[0], size[0], size[1], one_hot_nc)
-
-
-def _resize(maps: Tensor, size: tuple[int, int]) -> Tensor:
-    """B x C x H x W maps resized as `resize_segmap` resizes the semantics (the same nearest pixels)."""
-    (h, w), (out_h, out_w) = maps.shape[-2:], size
-    if (h, w) == (out_h, out_w):
-        return maps
-    if h % out_h == 0 and w % out_w == 0:
-        return maps[..., :: h // out_h, :: w // out_w]
-    if maps.is_floating_point():
-        return F.interpolate(maps, size=size, mode="nearest")
-    return F.interpolate(maps.double(), size=size, mode="nearest").long()

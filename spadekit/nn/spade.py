@@ -44,10 +44,13 @@ class SPADE(nn.Module):
 
 
 def resize_segmap(segmap: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
-    """Nearest resize of the one-hot semantics to a feature map's size (a no-op when it already fits)."""
+    """Nearest resize of the one-hot semantics (or of any ... x H x W map, integer label maps included) to a
+    feature map's size (a no-op when it already fits); every map picks the same pixels."""
     (h, w), (out_h, out_w) = segmap.shape[-2:], tuple(size)
     if (h, w) == (out_h, out_w):
         return segmap
     if h % out_h == 0 and w % out_w == 0:  # nearest picks pixel i*f: a strided view, no 48 MB copy at 256x256
         return segmap[..., :: h // out_h, :: w // out_w]
+    if not segmap.is_floating_point():  # label ids (exact in double)
+        return F.interpolate(segmap.double(), size=(out_h, out_w), mode="nearest").to(segmap.dtype)
     return F.interpolate(segmap, size=(out_h, out_w), mode="nearest")

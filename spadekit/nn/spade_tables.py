@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from spadekit.nn.class_modulation import modulate, norm_as_affine
+from spadekit.nn.class_modulation import kept_on, modulate, norm_as_affine
 from spadekit.nn.label_layout import Layout, Patterns, windows
 from spadekit.nn.regions import class_table
 
@@ -39,7 +39,9 @@ def tabled_spade(spade: nn.Module, x: Tensor, layout: Layout) -> Tensor | None:
     patterns = layout.patterns(shared.kernel_size[0], reach) if len(border) else None
     if len(border) and (patterns is None or patterns.count > MAX_WINDOW_SHARE * layout.pixels):
         return None
-    tables = _tables(spade, x.dtype, layout.one_hot_nc)
+    with torch.autocast(x.device.type, enabled=False):
+        tables = kept_on(spade, "_spade_tables", lambda: _make_tables(spade, x.dtype, layout.one_hot_nc), x.dtype,
+                         layout.one_hot_nc)
     if tables.scale is None:  # a norm that depends on x (instance norm): normalize, then modulate
         x = spade.param_free_norm(x)
     with torch.autocast(x.device.type, enabled=False):
@@ -74,19 +76,8 @@ class _Tables:
         return rows.to(gamma_beta.dtype)
 
 
-def _tables(spade: nn.Module, dtype: torch.dtype, one_hot_nc: int) -> _Tables:
-    """The block's tables, kept on the block while its parameters and buffers are unchanged."""
-    # a tensor changed in place bumps its version; one replaced (load_state_dict, .to) has a new data pointer
-    state = tuple((t.data_ptr(), t._version) for t in (*spade.parameters(), *spade.buffers())) + (dtype, one_hot_nc)
-    cached = getattr(spade, "_spade_tables", None)
-    if cached is None or cached[0] != state:
-        with torch.no_grad(), torch.autocast("cpu", enabled=False):
-            cached = (state, _make_tables(spade, dtype, one_hot_nc))
-        spade._spade_tables = cached
-    return cached[1]
-
-
 def _make_tables(spade: nn.Module, dtype: torch.dtype, one_hot_nc: int) -> _Tables:
+    """The block's tables, computed in fp32 (the caller turns autocast off), rows and taps stored in `dtype`."""
     shared, gamma, beta = spade.mlp_shared[0], spade.mlp_gamma, spade.mlp_beta
     scale, offset = norm_as_affine(spade.param_free_norm)
     weight = shared.weight.float()

@@ -55,7 +55,7 @@ def train_loader(recipe: Recipe, env: DistEnv, num_workers: int | None = None) -
     )
 
 
-def ema_stat_batches(loader: EpochLoader, step: int, count: int, context: GeneratorContext):
+def ema_stat_semantics(loader: EpochLoader, step: int, count: int, context: GeneratorContext):
     """The first `count` training batches of an order seeded by `step`, as semantics (`spadekit.method`'s
     `ema_stat_batches`)."""
     loader.set_epoch(step)

@@ -221,7 +221,7 @@ def _recompute_ema_stats(ema: EMA, loader, count: int, step: int, context, t, en
     """The method's `ema_stat_batches` pass (`spadekit.method`), its latents drawn from a generator seeded by the
     step, so that the training stream, and with it an exact resume, stays as it was."""
     with _forked_rng(env, seed=t.seed * 1000 + env.rank + step):
-        ema.recompute_batch_stats(build.ema_stat_batches(loader, step, count, context), t.precision, env.device)
+        ema.recompute_batch_stats(build.ema_stat_semantics(loader, step, count, context), t.precision, env.device)
 
 
 @contextmanager
