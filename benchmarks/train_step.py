@@ -3,8 +3,11 @@
 The reference point: the COCO-Stuff 256x256 configuration at batch 1, hinge + feature matching, no VGG loss
 (`spadekit perf` reports the same figure). Prints the median seconds per step after warm-up steps.
 
-    python benchmarks/train_step.py --precision fp32 [--channels-last] [--label-nc 182] [--size 256] [--plain]
-        [--batch N] [--ddp]
+    python benchmarks/train_step.py --precision fp32 [--channels-last] [--compile] [--label-nc 182] [--size 256]
+        [--plain] [--batch N] [--ddp]
+
+--channels-last and --compile are the recipe's train.channels_last and train.compile; with --compile, the
+first call's compile time is printed too.
 """
 
 from __future__ import annotations
@@ -18,13 +21,14 @@ import torch.distributed as dist
 
 from spadekit.device import check_precision
 from spadekit.nn.semantics import LabelSpace
-from spadekit.perf import train_step_s
+from spadekit.perf import compile_and_median, training_step
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
     parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--compile", action="store_true")
     parser.add_argument("--label-nc", type=int, default=182)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--batch", type=int, default=1)
@@ -43,13 +47,16 @@ def main() -> None:
         os.environ.setdefault("MASTER_PORT", "29534")
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=0, world_size=1)
     try:
-        seconds = train_step_s(args.precision, device, args.steps, args.warmup, space, args.size, args.batch,
-                               args.plain, args.channels_last, ddp=args.ddp)
+        step = training_step(args.precision, device, space, args.size, args.batch, args.plain, args.channels_last,
+                             ddp=args.ddp, compile=args.compile)
+        compile_s, seconds = compile_and_median(step, args.steps, args.warmup, device)
     finally:
         if args.ddp:
             dist.destroy_process_group()
-    result = {"device": str(device), "precision": args.precision, "channels_last": args.channels_last, "ddp": args.ddp,
-              "plain": args.plain, "size": args.size, "batch": args.batch, "step_s_median": seconds,
+    result = {"device": str(device), "precision": args.precision, "channels_last": args.channels_last,
+              "ddp": args.ddp, "compile": args.compile, "plain": args.plain, "size": args.size, "batch": args.batch,
+              "step_s_median": seconds,
+              "compile_s": compile_s if args.compile else None, "images_per_s": args.batch / seconds,
               "threads": torch.get_num_threads()}
     print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
 

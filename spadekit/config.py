@@ -98,6 +98,8 @@ class TrainSection(BaseModel):
     max_minutes: float | None = Field(None, gt=0)  # stop (with samples and a checkpoint) after this much training
     seed: int = Field(0, ge=0)
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    channels_last: bool = False  # NHWC weights and activations for the generator and discriminator (`build.tune`)
+    compile: bool = False  # torch.compile them; SPADE blocks then run their plain form, which compile fuses
     ema_decay: float = Field(0.999, ge=0, lt=1)  # 0 turns the EMA generator off
     log_every: int = Field(100, gt=0)
     sample_every: int = Field(1000, gt=0)

@@ -31,15 +31,23 @@ from spadekit.nn.layers import fold_spectral_norm
 from spadekit.nn.spade_fast import FastSPADE, enable_fast_path
 
 
-def prepare(generator: nn.Module, device: torch.device, precision: str = "fp32") -> nn.Module:
+def prepare(generator: nn.Module, device: torch.device, precision: str = "fp32", compile: bool = False) -> nn.Module:
     """The generator in eval mode, spectral norm folded, SPADE's fast path on, channels_last, on `device`
-    (in place); under bf16/fp16, the weights that autocast would cast on every forward cast once."""
+    (in place); under bf16/fp16, the weights that autocast would cast on every forward cast once.
+
+    `compile`: instead of the fast path, the SPADE blocks' plain form compiled with the rest by torch.compile
+    (`nn.Module.compile`; on GPUs in mode "reduce-overhead", whose CUDA graphs replay a batch-1 forward's few
+    hundred kernel launches at once). The first forward of each input shape compiles: it pays for a server
+    (`spadekit serve --compile`), not for one command."""
     generator.eval()
     fold_spectral_norm(generator)
-    enable_fast_path(generator)
+    if not compile:  # the fast path's data-dependent tables and lookups do not trace
+        enable_fast_path(generator)
     generator.to(device=device, memory_format=torch.channels_last)
     if precision in ("bf16", "fp16"):
         cast_conv_weights(generator, DTYPES[precision])
+    if compile:
+        generator.compile(mode="reduce-overhead" if torch.device(device).type == "cuda" else None)
     return generator
 
 
@@ -68,7 +76,10 @@ def run(generator: nn.Module, semantics: Tensor, z: Tensor | None, precision: st
     if semantics.device.type == "cuda":
         semantics = semantics.contiguous(memory_format=torch.channels_last)
     with autocast(precision, semantics.device):
-        return generator(semantics, z).float()
+        out = generator(semantics, z)
+    if getattr(generator, "_compiled_call_impl", None) is not None and out.dtype == torch.float32:
+        return out.clone()  # CUDA graphs reuse their output's memory on the next call: the caller gets its own
+    return out.float()
 
 
 def psnr(a: Tensor, b: Tensor) -> float:

@@ -20,14 +20,17 @@ Measured, each as the median of `repeats` runs after warm-up:
 - the step's images/s, nominal TFLOP/s (`train_step_flops`: the plain computation's FLOPs counted on the meta device)
   and their fraction of the device's peak: the vendor's dense bf16 figure for the GPUs listed in
   `BF16_SPEC_PEAKS`, else the matmul peak measured in this run (`--batch N` adds the same at batch N: `*_batch`);
+- with `compile` (`spadekit perf --compile`, default on GPUs): the forward compiled as `spadekit serve --compile`
+  runs it, and the training step at the largest batch with the recipe options `train.compile` and
+  `train.channels_last`, each with its compile time (`COMPILED_KEYS`);
 - the training loader's samples/s (toyscapes shards at 286 px, random 256 crops and flips, batch 8) with 0
   and 2 worker processes, and prepare's images/s (toyscapes at 256 px, 2 workers).
 bf16 is measured only where the device runs it natively (CPUs with AVX512-BF16 or AMX; GPUs); elsewhere it
 is reported as null, with the reason.
 
 `model` (`spadekit perf --model NAME`, default "spade") times another generator plugin, with its default
-options, in the same places under the same keys ("model" says which): e.g. "clade" for CLADE's forward and
-training step beside SPADE's.
+options and its own discriminator and objective, in the same places under the same keys ("model" says which):
+e.g. "clade" for CLADE's forward and training step beside SPADE's.
 """
 
 from __future__ import annotations
@@ -58,6 +61,10 @@ SIZE = 256
 # per precision: images/s of the training step, its nominal TFLOP/s, and their fraction of the peak (the vendor's
 # dense bf16 figure where known, else the matmul peak measured in the same run)
 STEP_KEYS = ("train_step_images_per_s_{}", "train_step_achieved_tflops_{}", "train_step_peak_fraction_{}")
+# with `compile`, per precision: the compiled batch-1 forward (`spadekit serve --compile`) and the training step at the
+# largest batch timed with train.compile and train.channels_last, each with the seconds its first call spent compiling
+COMPILED_KEYS = ("generator_forward_s_{}_compiled", "generator_compile_s_{}", "train_step_s_{}_compiled",
+                 "train_step_compile_s_{}") + tuple(key + "_compiled" for key in STEP_KEYS)
 # dense bf16 tensor-core peaks from the vendors' datasheets, TFLOP/s, by device-name fragment (the first that
 # matches); figures for other GPUs are read against the measured matmul peak instead
 BF16_SPEC_PEAKS = (("H100 PCIe", 756.0, "NVIDIA H100 PCIe datasheet"),
@@ -77,6 +84,18 @@ def timed(fn: Callable[[], object], repeats: int, warmup: int, device: torch.dev
         if i >= warmup:
             times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def compile_and_median(fn: Callable[[], object], repeats: int, warmup: int,
+                       device: torch.device) -> tuple[float, float]:
+    """(seconds the first call took beyond a timed one: its compilation, median seconds) of a compiled `fn`."""
+    _sync(device)
+    start = time.perf_counter()
+    fn()
+    _sync(device)
+    first = time.perf_counter() - start
+    median = timed(fn, repeats, warmup, device)
+    return max(first - median, 0.0), median
 
 
 def _sync(device: torch.device) -> None:
@@ -132,11 +151,30 @@ def generator_flops(space: LabelSpace = COCO_SPACE, size: int = SIZE, model: str
 
 def generator_forward_s(precision: str, device: torch.device, repeats: int, size: int = SIZE,
                         mask: str = "scene", model: str = "spade") -> float:
+    return timed(_forward(precision, device, size, mask, model), repeats, 2, device)
+
+
+def _forward(precision: str, device: torch.device, size: int, mask: str, model: str,
+             compile: bool = False) -> Callable[[], object]:
+    """One batch-1 forward of the generator as synth and serve prepare it (`compile`: `spadekit serve --compile`)."""
     torch.manual_seed(0)
     engine = Synthesizer(build_generator(model, {}, GeneratorContext(COCO_SPACE, size)), COCO_SPACE, device,
-                         precision)
+                         precision, compile=compile)
     semantics = MASKS[mask](COCO_SPACE, 1, size).to(device)
-    return timed(lambda: engine.forward(semantics, None), repeats, 2, device)
+    return lambda: engine.forward(semantics, None)
+
+
+def compiled_figures(precision: str, device: torch.device, repeats: int, size: int, model: str, batch: int,
+                     step_gflop: float, peak: float) -> dict:
+    """The compiled forward (`spadekit serve --compile`, scene mask, batch 1) and the training step at `batch`
+    with `train.compile` and `train.channels_last`, each with its compile time: the `COMPILED_KEYS`."""
+    compile_s, forward_s = compile_and_median(_forward(precision, device, size, "scene", model, compile=True),
+                                              max(repeats, 5), 2, device)
+    result = {f"generator_forward_s_{precision}_compiled": forward_s, f"generator_compile_s_{precision}": compile_s}
+    step = training_step(precision, device, COCO_SPACE, size, batch, channels_last=True, model=model, compile=True)
+    compile_s, step_s = compile_and_median(step, repeats, 2, device)
+    result.update({f"train_step_s_{precision}_compiled": step_s, f"train_step_compile_s_{precision}": compile_s})
+    return {**result, **_step_rates(step_gflop, peak, precision, batch, step_s, "_compiled")}
 
 
 def official_forward_s(device: torch.device, repeats: int, size: int = SIZE) -> float:
@@ -161,10 +199,19 @@ def train_step_s(precision: str, device: torch.device, repeats: int, warmup: int
 
 def train_step_flops(space: LabelSpace = COCO_SPACE, size: int = SIZE, model: str = "spade") -> float:
     """Nominal FLOPs of one training step at batch 1 (the plain computation: convolutions and matmuls of the G
-    step's forward and backward, the D step's, counted by FlopCounterMode on the meta device)."""
+    step's forward and backward, the D step's, counted by FlopCounterMode on the meta device, or on the CPU for a
+    method whose losses read label values, such as OASIS's class balancing, which the meta device cannot)."""
+
+    try:
+        return _counted_step_flops(torch.device("meta"), space, size, model)
+    except NotImplementedError:  # an operator without a meta kernel (torch.unique)
+        return _counted_step_flops(torch.device("cpu"), space, size, model)
+
+
+def _counted_step_flops(device: torch.device, space: LabelSpace, size: int, model: str) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
-    step = training_step("fp32", torch.device("meta"), space, size, 1, plain=True, model=model)
+    step = training_step("fp32", device, space, size, 1, plain=True, model=model)
     with FlopCounterMode(display=False) as counter:
         step()
     return float(counter.get_total_flops())
@@ -172,29 +219,31 @@ def train_step_flops(space: LabelSpace = COCO_SPACE, size: int = SIZE, model: st
 
 def training_step(precision: str, device: torch.device, space: LabelSpace = COCO_SPACE, size: int = SIZE,
                   batch: int = 1, plain: bool = False, channels_last: bool = False,
-                  model: str = "spade", ddp: bool = False) -> Callable[[], None]:
-    """One training step as the trainer runs it (hinge + feature matching, no VGG), as a function to call;
-    `ddp`: G's step and D wrapped in DistributedDataParallel, as the trainer does (the caller's process group)."""
+                  model: str = "spade", ddp: bool = False, compile: bool = False) -> Callable[[], None]:
+    """One training step as the trainer runs it, with the model's own discriminator and objective (the paper's:
+    hinge + feature matching), no VGG, as a function to call. `plain`: SPADE without the one-hot lookups (the
+    official computation); `channels_last`, `compile`: the recipe's `train.channels_last` and `train.compile`
+    (compile implies plain, as in the trainer); `ddp`: G's step and D wrapped in DistributedDataParallel, as the
+    trainer does (the caller's process group)."""
     from spadekit.config import load_recipe
-    from spadekit.train.objective import GeneratorStep, PaperObjective
+    from spadekit.train.objective import GeneratorStep
 
-    recipe = load_recipe(None, {"loss.lambda_vgg": 0.0})
+    recipe = load_recipe(None, {"model.name": model, "loss.lambda_vgg": 0.0})
     torch.manual_seed(0)
     context = GeneratorContext(space, size)
     generator = build_generator(model, {}, context).to(device)
-    if not plain:  # what the trainer runs: one-hot table lookups where they pay (plain: the official computation)
+    if not (plain or compile):  # what the trainer runs: one-hot table lookups where they pay
         enable_fast_path(generator)
-    discriminator = build.build_discriminator(recipe, context).to(device)
-    semantics = blocky_semantics(space, batch, size).to(device)
-    real = torch.rand(batch, 3, size, size, device=device) * 2 - 1
-    if channels_last:
-        generator, discriminator = (m.to(memory_format=torch.channels_last) for m in (generator, discriminator))
-        semantics, real = (t.contiguous(memory_format=torch.channels_last) for t in (semantics, real))
+    method = build.training_method(recipe, context)
+    discriminator = method.build_discriminator().to(device)
+    generator, discriminator = (build.tune(m, channels_last, compile) for m in (generator, discriminator))
+    semantics, real = (build.to_layout(t.to(device), channels_last) for t in
+                       (blocky_semantics(space, batch, size), torch.rand(batch, 3, size, size) * 2 - 1))
     g_step, d_net = GeneratorStep(generator), discriminator
     if ddp:
         ids = [device.index or 0] if device.type == "cuda" else None
         g_step, d_net = (torch.nn.parallel.DistributedDataParallel(m, device_ids=ids) for m in (g_step, d_net))
-    objective = PaperObjective(g_step, d_net, recipe.loss, None)
+    objective = method.objective(g_step, d_net, None)
     opt_G = build.adam(generator.parameters(), recipe.optim.lr_G, recipe)
     opt_D = build.adam(discriminator.parameters(), recipe.optim.lr_D, recipe)
 
@@ -235,13 +284,14 @@ def data_rates(scratch: Path, repeats: int) -> dict[str, float]:
 
 
 def measure(device: torch.device, repeats: int = 3, report: Callable[[str], None] = print,
-            size: int = SIZE, model: str = "spade", batch: int = 1) -> dict:
+            size: int = SIZE, model: str = "spade", batch: int = 1, compile: bool = False) -> dict:
     """Every figure of the module docstring, as one flat dict (keys as in `spadekit perf --json`); `size`
     other than 256 is for a quick look only (the keys keep their names; "size" says which was used); `model`
     the generator plugin timed (the keys keep their names; "model" says which); `batch` > 1 also times the
-    training step at that batch size (the `*_batch` keys)."""
+    training step at that batch size (the `*_batch` keys); `compile` adds the `COMPILED_KEYS` (null without)."""
     result: dict = {"device": _device_name(device), "threads": torch.get_num_threads(),
-                    "torch": torch.__version__, "size": size, "model": model, "train_batch": batch}
+                    "torch": torch.__version__, "size": size, "model": model, "train_batch": batch,
+                    "compiled": compile}
     spec = spec_peak_tflops(device)
     result["bf16_spec_peak_tflops"] = spec[0] if spec else None  # the vendor's dense bf16 figure, if known
     result["bf16_spec_peak_source"] = spec[1] if spec else None
@@ -253,6 +303,7 @@ def measure(device: torch.device, repeats: int = 3, report: Callable[[str], None
     flops = generator_flops(COCO_SPACE, size, model)
     result["generator_gflop"] = flops / 1e9
     keys = PER_PRECISION + VS_OFFICIAL + STEP_KEYS + tuple(key + "_batch" for key in ("train_step_s_{}",) + STEP_KEYS)
+    keys += COMPILED_KEYS
     result.update({key.format(p): None for key in keys for p in ("fp32", "bf16")})
     result["official_forward_s_fp32"] = None  # null if not run: the bar is SPADE's official code
     if model == "spade":
@@ -272,7 +323,12 @@ def measure(device: torch.device, repeats: int = 3, report: Callable[[str], None
             report(f"{model} training step {p} (COCO-Stuff {size}x{size}, batch {n}) ...")
             seconds = train_step_s(p, device, repeats, size=size, batch=n, model=model)
             result[f"train_step_s_{p}{suffix}"] = seconds
-            result.update(_step_rates(result, p, n, seconds, suffix))
+            result.update(_step_rates(result["train_step_gflop"], peak_tflops(result, p), p, n, seconds, suffix))
+        if compile:
+            largest = step_batches(batch)[-1][0]
+            report(f"{model} compiled forward (batch 1) and training step {p} (batch {largest}, channels_last) ...")
+            result.update(compiled_figures(p, device, repeats, size, model, largest,
+                                           result["train_step_gflop"], peak_tflops(result, p)))
     report("prepare and loader ...")
     with tempfile.TemporaryDirectory(prefix="spadekit-perf-") as scratch:
         result.update(data_rates(Path(scratch), repeats))
@@ -292,10 +348,15 @@ def spec_peak_tflops(device: torch.device) -> tuple[float, str] | None:
     return next(((peak, source) for fragment, peak, source in BF16_SPEC_PEAKS if fragment in name), None)
 
 
-def _step_rates(result: dict, precision: str, batch: int, seconds: float, suffix: str) -> dict:
-    achieved = result["train_step_gflop"] * batch / seconds / 1e3  # TFLOP/s
+def peak_tflops(result: dict, precision: str) -> float:
+    """The peak a step is read against: the vendor's dense bf16 figure where listed, else the measured matmul peak."""
     spec = result["bf16_spec_peak_tflops"] if precision == "bf16" else None
-    peak = spec or result[f"matmul_peak_gflops_{precision}"] / 1e3
+    return spec or result[f"matmul_peak_gflops_{precision}"] / 1e3
+
+
+def _step_rates(step_gflop: float, peak: float, precision: str, batch: int, seconds: float, suffix: str) -> dict:
+    """`STEP_KEYS` of a step of `step_gflop` per image at `batch` taking `seconds`, against `peak` TFLOP/s."""
+    achieved = step_gflop * batch / seconds / 1e3  # TFLOP/s
     return {f"train_step_images_per_s_{precision}{suffix}": batch / seconds,
             f"train_step_achieved_tflops_{precision}{suffix}": achieved,
             f"train_step_peak_fraction_{precision}{suffix}": achieved / peak}

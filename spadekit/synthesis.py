@@ -78,24 +78,25 @@ class Synthesizer:
     """A generator, ready to paint: `paint(semantics, z)` -> uint8 images. `load` builds one from a run."""
 
     def __init__(self, generator: nn.Module, space: LabelSpace, device: torch.device | str = "cpu",
-                 precision: str = "auto", run: LoadedRun | None = None):
+                 precision: str = "auto", run: LoadedRun | None = None, compile: bool = False):
         self.device = torch.device(device)
         self.precision = checked_precision(precision, self.device)
         self.space = space
         self.run = run
-        self.generator = inference.prepare(generator, self.device, self.precision)
+        self.generator = inference.prepare(generator, self.device, self.precision, compile)
 
     @classmethod
     def load(cls, run_dir: Path, checkpoint: Path | None = None, device: torch.device | str = "cpu",
-             precision: str = "auto", use_ema: bool = True) -> Synthesizer:
+             precision: str = "auto", use_ema: bool = True, compile: bool = False) -> Synthesizer:
         """The run's generator from `checkpoint` (default: the latest), its EMA weights unless `use_ema` is
-        False or the checkpoint has none. The precision is checked before the weights are read."""
+        False or the checkpoint has none (`compile`: `inference.prepare`'s). The precision is checked before the
+        weights are read."""
         checked_precision(precision, device)
         run_dir = Path(run_dir)
         checkpoint = checkpoint or latest_checkpoint(run_dir)
         generator, info, key = load_generator_weights(run_dir, checkpoint, use_ema)
         run = LoadedRun(run_dir, checkpoint, info, "ema" if key == EMA else "raw")
-        return cls(generator, info.space, device, precision, run)
+        return cls(generator, info.space, device, precision, run, compile)
 
     @property
     def info(self) -> RunInfo:

@@ -42,3 +42,31 @@ def test_a_training_step_runs_in_ddp_for_the_overhead_measure(monkeypatch):
         step()
     finally:
         dist.destroy_process_group()
+
+
+def test_ddp_scaling_measures_one_and_two_ranks_against_linear():
+    """benchmarks/ddp_scaling.py's rows, on CPU processes over gloo: the figures' arithmetic, not their speed."""
+    from spadekit.ddp_scaling import scaling
+    from spadekit.nn.semantics import LabelSpace
+
+    rows = scaling([1, 2], "fp32", 1, size=64, space=LabelSpace(8, False, True), repeats=1, warmup=0)
+    assert [row["ranks"] for row in rows] == [1, 2] and rows[0]["efficiency"] == 1.0
+    for row in rows:
+        assert row["images_per_s"] == row["ranks"] / row["step_s"]
+    assert rows[1]["efficiency"] == rows[1]["images_per_s"] / (2 * rows[0]["images_per_s"])
+
+
+def test_the_profile_names_the_dense_share_of_a_step():
+    profile_step = _script("profile_step")
+    from spadekit.nn.semantics import LabelSpace
+    from spadekit.perf import training_step
+
+    step = training_step("fp32", torch.device("cpu"), LabelSpace(8, False, True), 64)
+    table = profile_step.profile_table(step, torch.device("cpu"), steps=1, rows=10)
+    assert "aten::convolution" in table and "dense operators (convolutions, matmuls):" in table
+
+
+def test_the_gpu_session_script_parses():
+    import subprocess
+
+    subprocess.run(["bash", "-n", str(BENCHMARKS / "gpu_session.sh")], check=True)

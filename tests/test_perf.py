@@ -15,9 +15,13 @@ KEYS = ("generator_forward_s_fp32", "generator_forward_s_bf16", "train_step_s_fp
         "generator_forward_vs_official_bf16_blocky", "device")
 
 
-def test_perf_json_has_every_figure(tmp_path, cli):
+def test_perf_json_has_every_figure(tmp_path, cli, monkeypatch):
+    import torch
+
+    # --compile's figures with torch.compile itself left out (minutes on a CPU): the timing and keys around it
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kwargs: None)
     out = tmp_path / "perf.json"
-    proc = cli("perf", "--size", "64", "--repeats", "1", "--batch", "2", "--json", str(out))
+    proc = cli("perf", "--size", "64", "--repeats", "1", "--batch", "2", "--compile", "--json", str(out))
     result = json.loads(out.read_text())
     assert set(KEYS) <= set(result) and result["size"] == 64 and result["device"].startswith("cpu")
     assert result["generator_gflop"] * 16 == pytest.approx(382.28, rel=0.01)  # 1/16 of the 256x256 FLOPs
@@ -40,6 +44,12 @@ def test_perf_json_has_every_figure(tmp_path, cli):
         assert result[f"train_step_peak_fraction_fp32{suffix}"] == pytest.approx(
             tflops / (result["matmul_peak_gflops_fp32"] / 1e3))
     assert "nominal GFLOP per image" in proc.stdout
+    # --compile: the compiled forward, and the step at --batch with train.compile and train.channels_last
+    assert result["compiled"] is True and "compiled forward" in proc.stdout
+    assert result["generator_forward_s_fp32_compiled"] > 0 and result["generator_compile_s_fp32"] >= 0
+    seconds = result["train_step_s_fp32_compiled"]
+    assert result["train_step_compile_s_fp32"] >= 0
+    assert result["train_step_images_per_s_fp32_compiled"] == pytest.approx(2 / seconds)
 
 
 def test_official_forward_is_the_plain_generators_computation():

@@ -25,6 +25,10 @@ def perf_command(
                                        "(e.g. clade); the figures keep their names and keys.")] = "spade",
     batch: Annotated[int | None, typer.Option("--batch", min=1, help="Also time the training step at this batch "
                                               "size (a recipe's) [default: 32 on a GPU, none on a CPU]")] = None,
+    compile: Annotated[bool | None, typer.Option("--compile/--no-compile", help="Also time the compiled forward "
+                                                 "(serve --compile) and the step with train.compile and "
+                                                 "train.channels_last, with their compile times [default: on a "
+                                                 "GPU only: a CPU takes minutes to compile]")] = None,
 ) -> None:
     """Time the generator's forward (COCO-Stuff 256x256, fp32 and bf16) beside the matmul peak and the official
     code's forward, a training step (images/s, TFLOP/s, fraction of the peak), the loader and prepare on this
@@ -38,8 +42,9 @@ def perf_command(
     registry.get("generators", model)  # an unknown name: one sentence naming the installed generators
     chosen = pick_device(device)
     batch = batch or (32 if chosen.type == "cuda" else 1)  # 32: the COCO-Stuff and ADE20K recipes' batch
+    compile = chosen.type == "cuda" if compile is None else compile
     result = measure(chosen, repeats, lambda line: console.print(f"[dim]{line}[/]", highlight=False), size, model,
-                     batch)
+                     batch, compile)
     table = Table(title=f"spadekit perf on {result['device']} ({model} generator)", title_justify="left")
     for column in ("figure", "fp32", "bf16"):
         table.add_column(column, justify="left" if column == "figure" else "right")
@@ -62,6 +67,8 @@ def perf_command(
         table.add_row("  achieved TFLOP/s / fraction of peak", *(
             _rate(result[f"train_step_achieved_tflops_{p}{suffix}"], result[f"train_step_peak_fraction_{p}{suffix}"])
             for p in ("fp32", "bf16")))
+    if compile:
+        _compiled_rows(table, result, step_batches(batch)[-1][0])
     table.add_row("loader samples/s (0 / 2 workers)", f"{result['loader_samples_per_s_workers0']:.0f} / "
                   f"{result['loader_samples_per_s_workers2']:.0f}", "")
     table.add_row("prepare images/s (toyscapes 286 px, 2 workers)", f"{result['prepare_images_per_s']:.1f}", "")
@@ -73,6 +80,20 @@ def perf_command(
         console.print(f"bf16: {result['bf16_skipped']}", highlight=False)
     if json_out is not None:
         atomic_write_text(json_out, json.dumps(result, indent=2) + "\n")
+
+
+def _compiled_rows(table: Table, result: dict, batch: int) -> None:
+    rows = (("compiled forward s/image (serve --compile, scene)", "generator_forward_s_{}_compiled", "{:.4f}"),
+            ("  compile s", "generator_compile_s_{}", "{:.0f}"),
+            (f"compiled + channels_last step at batch {batch}: images/s", "train_step_images_per_s_{}_compiled",
+             "{:.2f}"),
+            ("  compile s", "train_step_compile_s_{}", "{:.0f}"))
+    for name, key, fmt in rows:
+        table.add_row(name, *(_cell(result[key.format(p)], fmt) for p in ("fp32", "bf16")))
+        if key.startswith("train_step_images"):
+            table.add_row("  achieved TFLOP/s / fraction of peak", *(
+                _rate(result[f"train_step_achieved_tflops_{p}_compiled"],
+                      result[f"train_step_peak_fraction_{p}_compiled"]) for p in ("fp32", "bf16")))
 
 
 def _rate(tflops: float | None, fraction: float | None) -> str:

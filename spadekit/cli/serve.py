@@ -24,6 +24,9 @@ def serve_command(
     device: Annotated[str | None, typer.Option("--device", help="cpu or cuda [default: cuda if available]")] = None,
     precision: Annotated[str, typer.Option("--precision", help="auto (bf16 where native), fp32, bf16 or fp16.")]
     = "auto",
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the generator (on a GPU with CUDA "
+                                          "graphs): faster paints after a slower first one per image size.")]
+    = False,
 ) -> None:
     """Serve the painting page: paint labels, pick a style photo, see the photograph."""
     import uvicorn
@@ -33,7 +36,8 @@ def serve_command(
     from spadekit.synthesis import Synthesizer
 
     with listening_socket(host, port) as sock:  # before the model loads: a busy port fails at once
-        engine = Synthesizer.load(run, checkpoint, pick_device(device), precision)
+        engine = Synthesizer.load(run, checkpoint, pick_device(device), precision,
+                                   compile=compile)
         console.print(f"run {run}: {engine.info.generator}, {engine.run.checkpoint.name}, {engine.precision} on "
                       f"{engine.device}; open http://{host}:{port}/ (Ctrl+C stops)", highlight=False)
         config = uvicorn.Config(create_app(engine), host=host, port=port, log_level="warning")

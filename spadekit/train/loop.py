@@ -110,27 +110,31 @@ def run_worker(env: DistEnv, job: TrainJob) -> None:
     logger = RunLogger(job.run_dir, env.is_main, resume_step=counters.step if job.resume else None)
     meter, guard = _Meter(), _FiniteGuard()
     deadline = time.monotonic() + 60 * t.max_minutes if t.max_minutes else None
+    compiling, started = t.compile, time.perf_counter()  # train.compile: the first step's time is reported
     with _Progress(env.is_main, total, counters.step, recipe.data.batch_size) as progress:
         while counters.step < total:
             loader.set_epoch(counters.epoch, skip_batches=counters.epoch_step)
             for batch in loader:
                 # the loader checked every label id (ShardDataset): no range check waiting for the device
                 semantics = to_semantics(batch["label"], batch["edge"], context.space, validate=False)
+                semantics, real = (build.to_layout(x, t.channels_last) for x in (semantics, batch["image"]))
                 with autocast(t.precision, env.device):
-                    losses_G, _ = objective.generator_losses(semantics, batch["image"])
+                    losses_G, _ = objective.generator_losses(semantics, real)
                 _update(opt_G, scalers[0], losses_G)
                 losses_D = {}
                 if objective.trains_discriminator:  # not with loss.lambda_gan = 0 (regression only)
                     with autocast(t.precision, env.device):
-                        losses_D = objective.discriminator_losses(semantics, batch["image"])
+                        losses_D = objective.discriminator_losses(semantics, real)
                     _update(opt_D, scalers[1], losses_D)
                 guard.watch({**losses_G, **losses_D}, counters.step + 1)
                 if ema is not None:
                     ema.update(nets.generator, t.ema_decay)
                 counters.step += 1
                 counters.epoch_step += 1
-                meter.add({**losses_G, **losses_D}, batch["image"].shape[0] * env.world_size)
+                meter.add({**losses_G, **losses_D}, real.shape[0] * env.world_size)
                 progress.advance()
+                if compiling:
+                    compiling = _report_compile_time(started, env)
                 if deadline is not None and _time_is_up(deadline, env):
                     total = counters.step  # train.max_minutes: log, sample and save as at the last step
                 log_now = counters.step % t.log_every == 0 or counters.step == total
@@ -230,6 +234,16 @@ def _forked_rng(env: DistEnv, seed: int):
     with torch.random.fork_rng([env.device] if env.device.type == "cuda" else []):
         torch.manual_seed(seed)
         yield
+
+
+def _report_compile_time(started: float, env: DistEnv) -> bool:
+    """After the first step with train.compile: how long it took, compiling included (one wait for the device)."""
+    if env.device.type == "cuda":
+        torch.cuda.synchronize(env.device)
+    if env.is_main:
+        console.print(f"first step, with torch.compile compiling the networks: {time.perf_counter() - started:.1f} s",
+                      highlight=False)
+    return False
 
 
 def _time_is_up(deadline: float, env: DistEnv) -> bool:
