@@ -201,7 +201,6 @@ def train_step_flops(space: LabelSpace = COCO_SPACE, size: int = SIZE, model: st
     """Nominal FLOPs of one training step at batch 1 (the plain computation: convolutions and matmuls of the G
     step's forward and backward, the D step's, counted by FlopCounterMode on the meta device, or on the CPU for a
     method whose losses read label values, such as OASIS's class balancing, which the meta device cannot)."""
-
     try:
         return _counted_step_flops(torch.device("meta"), space, size, model)
     except NotImplementedError:  # an operator without a meta kernel (torch.unique)

@@ -69,3 +69,18 @@ def test_official_forward_is_the_plain_generators_computation():
         semantics = scene_semantics(space, 2, 64)
         with torch.no_grad():
             torch.testing.assert_close(official_forward(generator, semantics), generator(semantics))
+
+
+def test_the_training_step_of_a_model_with_its_own_method_uses_it(monkeypatch):
+    """`perf --model oasis` times OASIS's step: its segmentation discriminator and losses, not the paper's."""
+    import torch
+
+    from spadekit.nn.semantics import LabelSpace
+    from spadekit.perf import training_step
+    from spadekit.train import build
+
+    methods = []
+    original = build.training_method
+    monkeypatch.setattr(build, "training_method", lambda *a: methods.append(original(*a)) or methods[-1])
+    training_step("fp32", torch.device("cpu"), LabelSpace(8, False, True), 64, model="oasis")()
+    assert [type(m).__name__ for m in methods] == ["OasisMethod"]

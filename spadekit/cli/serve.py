@@ -24,8 +24,9 @@ def serve_command(
     device: Annotated[str | None, typer.Option("--device", help="cpu or cuda [default: cuda if available]")] = None,
     precision: Annotated[str, typer.Option("--precision", help="auto (bf16 where native), fp32, bf16 or fp16.")]
     = "auto",
-    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the generator (on a GPU with CUDA "
-                                          "graphs): faster paints after a slower first one per image size.")]
+    compile: Annotated[bool, typer.Option("--compile", help="For GPUs: torch.compile the generator with CUDA "
+                                          "graphs, for faster paints after a slower first one per image size (on a "
+                                          "CPU the default fast path is faster).")]
     = False,
 ) -> None:
     """Serve the painting page: paint labels, pick a style photo, see the photograph."""
@@ -38,6 +39,9 @@ def serve_command(
     with listening_socket(host, port) as sock:  # before the model loads: a busy port fails at once
         engine = Synthesizer.load(run, checkpoint, pick_device(device), precision,
                                    compile=compile)
+        if compile and engine.device.type == "cpu":
+            console.print("[yellow]--compile on a CPU:[/] the default fast path (window tables) paints faster here; "
+                          "--compile is meant for GPUs.", highlight=False)
         console.print(f"run {run}: {engine.info.generator}, {engine.run.checkpoint.name}, {engine.precision} on "
                       f"{engine.device}; open http://{host}:{port}/ (Ctrl+C stops)", highlight=False)
         config = uvicorn.Config(create_app(engine), host=host, port=port, log_level="warning")
