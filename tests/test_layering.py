@@ -15,8 +15,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 CORE, PLUGINS = REPO / "spadekit", REPO / "plugins"
-# what may run training: the trainer itself, the commands, and the two command modules that train or time it
-MAY_IMPORT_TRAIN = ("train/", "cli/", "demo/", "perf.py")
+# what may run training: the trainer itself, the commands, and the command modules that train or time it
+MAY_IMPORT_TRAIN = ("train/", "cli/", "demo/", "perf.py", "ddp_scaling.py")
 
 
 def imported_modules(path: Path) -> set[str]:
