@@ -17,7 +17,7 @@ Measured, each as the median of `repeats` runs after warm-up:
   only; null for other models);
 - one training step (a G update, then a D update: hinge + feature matching, no VGG) of that configuration at
   batch 1, fp32 and bf16;
-- the step's images/s, nominal TFLOP/s (`train_step_flops`: the plain computation's FLOPs, counted without running it)
+- the step's images/s, nominal TFLOP/s (`train_step_flops`: the plain computation's FLOPs, by FlopCounterMode)
   and their fraction of the device's peak: the vendor's dense bf16 figure for the GPUs listed in
   `BF16_SPEC_PEAKS`, else the matmul peak measured in this run (`--batch N` adds the same at batch N: `*_batch`);
 - with `compile` (`spadekit perf --compile`, default on GPUs): the forward compiled as `spadekit serve --compile`
