@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every GPU figure of the speed work, in one run on a lent GPU machine, cheapest and most wanted first; each
 # result is written as soon as it is measured, so a run cut short still leaves what it finished in OUT_DIR:
+#   device.txt         the GPUs and torch version
 #   train_step.jsonl   the bf16 step at batch 32: plain, channels_last, single-rank DDP, compiled + channels_last
 #   profile_step.txt   the channels_last bf16 step's kernels by device time
 #   cuda_paths.txt     NCCL, DDP, SyncBatchNorm, bf16 and fp16 training in a one-rank group
@@ -12,6 +13,8 @@ set -euo pipefail
 out=${1:?usage: gpu_session.sh OUT_DIR}
 mkdir -p "$out"
 py=${PYTHON:-python}
+"$py" -c "import torch; print(torch.cuda.device_count(), 'x', torch.cuda.get_device_name(0), 'torch', torch.__version__)" \
+  > "$out/device.txt"
 step() { "$py" benchmarks/train_step.py --precision bf16 --batch 32 --steps 5 --json "$@" >> "$out/train_step.jsonl"; }
 step
 step --channels-last
