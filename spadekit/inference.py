@@ -47,7 +47,9 @@ def prepare(generator: nn.Module, device: torch.device, precision: str = "fp32",
     if precision in ("bf16", "fp16"):
         cast_conv_weights(generator, DTYPES[precision])
     if compile:
-        generator.compile(mode="reduce-overhead" if torch.device(device).type == "cuda" else None)
+        cuda_graphs = torch.device(device).type == "cuda"
+        generator.compile(mode="reduce-overhead" if cuda_graphs else None)
+        generator.replays_cuda_graphs = cuda_graphs  # `run` copies the output out of the graph's memory
     return generator
 
 
@@ -77,7 +79,7 @@ def run(generator: nn.Module, semantics: Tensor, z: Tensor | None, precision: st
         semantics = semantics.contiguous(memory_format=torch.channels_last)
     with autocast(precision, semantics.device):
         out = generator(semantics, z)
-    if getattr(generator, "_compiled_call_impl", None) is not None and out.dtype == torch.float32:
+    if getattr(generator, "replays_cuda_graphs", False) and out.dtype == torch.float32:
         return out.clone()  # CUDA graphs reuse their output's memory on the next call: the caller gets its own
     return out.float()
 

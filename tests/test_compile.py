@@ -92,7 +92,7 @@ def test_compiled_networks_have_the_eager_gradients():
 
 def test_the_compiled_forward_stays_within_the_fp32_tolerance():
     """`spadekit serve --compile`: the plain SPADE blocks compiled, not the fast path; the output is the plain
-    module's up to float rounding, and the caller owns it."""
+    module's up to float rounding, and each call's output is the caller's own."""
     plain, semantics = _generator_and_input({})
     with torch.no_grad():
         expected = plain(semantics)
