@@ -101,3 +101,20 @@ def test_the_compiled_forward_stays_within_the_fp32_tolerance():
     second = inference.run(compiled, semantics.flip(-1), None, "fp32")
     assert inference.psnr(first, expected) >= FP32_DB
     assert first.data_ptr() != second.data_ptr()
+
+
+def test_run_copies_an_output_that_the_next_cuda_graph_replay_would_overwrite():
+    class OneBuffer(nn.Module):  # as a CUDA graph replay: every call answers in the same memory
+        def __init__(self):
+            super().__init__()
+            self.out = torch.zeros(1, 3, 4, 4)
+
+        def forward(self, semantics, z):
+            return self.out.copy_(semantics[:, :3])
+
+    generator = OneBuffer()
+    semantics = torch.rand(1, 3, 4, 4)
+    assert inference.run(generator, semantics, None, "fp32").data_ptr() == generator.out.data_ptr()
+    generator.replays_cuda_graphs = True  # what `inference.prepare(..., compile=True)` sets on a GPU
+    out = inference.run(generator, semantics, None, "fp32")
+    assert out.data_ptr() != generator.out.data_ptr() and torch.equal(out, semantics)
