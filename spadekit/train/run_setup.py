@@ -18,10 +18,11 @@ from spadekit.fileio import atomic_write_text
 from spadekit.run_info import RUN_INFO, RunInfo
 
 CONFIG = "config.toml"
-# keys that may change when a run is resumed: they do not change what is computed
+# keys that may change when a run is resumed: they do not change what is computed, or (the speed options
+# channels_last and compile) only by float rounding
 RESUMABLE_CHANGES = {
     "train.max_steps", "train.max_minutes", "train.log_every", "train.sample_every", "train.checkpoint_every",
-    "train.keep_checkpoints", "data.num_workers",
+    "train.keep_checkpoints", "data.num_workers", "train.channels_last", "train.compile",
 }
 
 
