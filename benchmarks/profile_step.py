@@ -14,7 +14,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from spadekit.device import check_precision
-from spadekit.perf import _sync, training_step
+from spadekit.perf import sync_device, training_step
 
 # operator names of the dense work (convolutions, their gradients, matmuls) as the profiler lists them
 DENSE = ("conv", "mm", "gemm", "matmul", "cutlass", "cudnn", "sm90_", "sm80_", "xmma", "addmm")
@@ -37,7 +37,7 @@ def main() -> None:
                          channels_last=args.channels_last, compile=args.compile)
     for _ in range(3):  # compilation, cuDNN's algorithm search, the allocator's first pages
         step()
-    _sync(device)
+    sync_device(device)
     print(profile_table(step, device, args.steps, args.rows, args.trace))
 
 
@@ -47,7 +47,7 @@ def profile_table(step, device: torch.device, steps: int, rows: int, trace: str 
     with profile(activities=activities) as prof:
         for _ in range(steps):
             step()
-        _sync(device)
+        sync_device(device)
     if trace:
         prof.export_chrome_trace(trace)
     key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"

@@ -13,12 +13,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from spadekit.checkpoints import save_step_checkpoint
 from spadekit.errors import SpadekitError
 from spadekit.fileio import atomic_write_text
 from spadekit.run_info import RunInfo
 
 RECIPE_FILE = "config.toml"
+
+
+def zero_missing_batch_counters(expected: dict, mapped: dict, where: str, cause: str = "") -> str | None:
+    """Set every BatchNorm counter (`num_batches_tracked`) of `expected` that the reference state dict `mapped`
+    lacks to 0, in place (inference does not read it); the note for the user, or None when none was missing."""
+    counters = [key for key in expected if key.endswith("num_batches_tracked") and key not in mapped]
+    for key in counters:
+        mapped[key] = torch.zeros((), dtype=torch.long)
+    if not counters:
+        return None
+    return f"{where}: {len(counters)} BatchNorm layers lack num_batches_tracked{cause}; set to 0, which inference " \
+           "does not use"
 
 
 def read_opt_text(path: Path) -> str | None:

@@ -77,10 +77,10 @@ def timed(fn: Callable[[], object], repeats: int, warmup: int, device: torch.dev
     """Median seconds of `fn()` over `repeats` runs after `warmup` runs."""
     times = []
     for i in range(warmup + repeats):
-        _sync(device)
+        sync_device(device)
         start = time.perf_counter()
         fn()
-        _sync(device)
+        sync_device(device)
         if i >= warmup:
             times.append(time.perf_counter() - start)
     return statistics.median(times)
@@ -89,16 +89,17 @@ def timed(fn: Callable[[], object], repeats: int, warmup: int, device: torch.dev
 def compile_and_median(fn: Callable[[], object], repeats: int, warmup: int,
                        device: torch.device) -> tuple[float, float]:
     """(seconds the first call took beyond a timed one: its compilation, median seconds) of a compiled `fn`."""
-    _sync(device)
+    sync_device(device)
     start = time.perf_counter()
     fn()
-    _sync(device)
+    sync_device(device)
     first = time.perf_counter() - start
     median = timed(fn, repeats, warmup, device)
     return max(first - median, 0.0), median
 
 
-def _sync(device: torch.device) -> None:
+def sync_device(device: torch.device) -> None:
+    """Wait for the device's queued work (a no-op on CPUs): timings end when the work does."""
     if device.type == "cuda":
         torch.cuda.synchronize()
 

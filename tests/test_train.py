@@ -98,9 +98,9 @@ def test_resume_continues_bit_exact(tmp_path, toy_shards):
 
 def test_the_finite_guard_names_the_first_bad_step_when_it_is_checked(tmp_path):
     from spadekit.train.distributed import DistEnv
-    from spadekit.train.loop import _FiniteGuard
+    from spadekit.train.finite_guard import FiniteGuard
 
-    guard, env = _FiniteGuard(), DistEnv(device=torch.device("cpu"))
+    guard, env = FiniteGuard(), DistEnv(device=torch.device("cpu"))
     guard.check(tmp_path, env)  # nothing watched yet
     guard.watch({"G_GAN": torch.tensor(0.5), "D_fake": torch.tensor(1.0)}, 1)
     guard.check(tmp_path, env)  # finite: no error

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from spadekit.errors import SpadekitError
+from spadekit.imported_run import zero_missing_batch_counters
 from spadekit.nn.layers import OFFICIAL_SPECTRAL_KEYS
 from spadekit.run_info import few_keys
 from spadekit.weights import load_weights_only
@@ -127,12 +128,9 @@ def convert_state(official: dict[str, torch.Tensor], expected: dict[str, torch.T
     if solved:
         notes.append(f"{where}: {solved} spectral-norm layers lack weight_v (a save of torch < 1.0); "
                      "v was computed from weight_orig and weight_u")
-    counters = [key for key in expected if key.endswith("num_batches_tracked") and key not in mapped]
-    for key in counters:
-        mapped[key] = torch.zeros((), dtype=torch.long)
+    counters = zero_missing_batch_counters(expected, mapped, where, cause=" (a save of torch < 0.4.1)")
     if counters:
-        notes.append(f"{where}: {len(counters)} BatchNorm layers lack num_batches_tracked (a save of torch "
-                     "< 0.4.1); set to 0, which inference does not use")
+        notes.append(counters)
     missing = [official_key(key, prefix) for key in expected if key not in mapped]
     if missing:
         raise SpadekitError(

@@ -41,7 +41,7 @@ from spadekit.datasets import PAPER_DATASETS
 from spadekit.errors import SpadekitError
 from spadekit.fileio import sha256_file
 from spadekit.generator import GeneratorContext, count_parameters
-from spadekit.imported_run import check_out, read_opt_text, write_run
+from spadekit.imported_run import check_out, read_opt_text, write_run, zero_missing_batch_counters
 from spadekit.nn.layers import OFFICIAL_SPECTRAL_KEYS
 from spadekit.nn.semantics import LabelSpace
 from spadekit.run_info import DISCRIMINATOR, EMA, GENERATOR, RunInfo, few_keys, load_state
@@ -310,13 +310,8 @@ def map_state(reference: dict[str, torch.Tensor], expected: dict[str, torch.Tens
                 f"{where}: {reference_key(ours)} has shape {tuple(value.shape)} but {what} needs "
                 f"{tuple(expected[ours].shape)}; was it trained on another --dataset or with other options?"
             )
-    notes = []
-    counters = [key for key in expected if key.endswith("num_batches_tracked") and key not in mapped]
-    for key in counters:
-        mapped[key] = torch.zeros((), dtype=torch.long)
-    if counters:
-        notes.append(f"{where}: {len(counters)} BatchNorm layers lack num_batches_tracked; set to 0, which "
-                     "inference does not use")
+    counters = zero_missing_batch_counters(expected, mapped, where)
+    notes = [counters] if counters else []
     missing = [reference_key(key) for key in expected if key not in mapped]
     if missing:
         raise SpadekitError(f"{where} lacks {len(missing)} key(s) that {what} needs: {few_keys(missing)}; is the "

@@ -9,7 +9,6 @@ checkpoint.
 
 from __future__ import annotations
 
-import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -39,6 +38,7 @@ from spadekit.run_info import EMA as EMA_KEY
 from spadekit.train import build
 from spadekit.train.distributed import DistEnv, all_reduce_mean, barrier, launch
 from spadekit.train.ema import EMA
+from spadekit.train.finite_guard import FiniteGuard
 from spadekit.train.logger import RunLogger
 from spadekit.train.objective import GeneratorStep
 from spadekit.train.rng import restore_rng_states, rng_states
@@ -108,7 +108,7 @@ def run_worker(env: DistEnv, job: TrainJob) -> None:
     if env.is_main and job.run_info is not None:
         _write_run_dir(job)
     logger = RunLogger(job.run_dir, env.is_main, resume_step=counters.step if job.resume else None)
-    meter, guard = _Meter(), _FiniteGuard()
+    meter, guard = _Meter(), FiniteGuard()
     deadline = time.monotonic() + 60 * t.max_minutes if t.max_minutes else None
     compiling, started = t.compile, time.perf_counter()  # train.compile: the first step's time is reported
     with _Progress(env.is_main, total, counters.step, recipe.data.batch_size) as progress:
@@ -183,42 +183,6 @@ def _update(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, loss
     scaler.scale(sum(losses.values())).backward()
     scaler.step(optimizer)
     scaler.update()
-
-
-class _FiniteGuard:
-    """Stops every rank, before anything is logged, sampled or saved, when a loss was NaN or infinite on any
-    rank. `watch` records each step's verdict on the device (no wait for the step to finish); `check`, called
-    before the loop writes anything, reads it and names the first bad step and its losses."""
-
-    def __init__(self):
-        self.first_bad: Tensor | None = None  # the first bad step (-1: none), on the device
-        self.values: dict[str, Tensor] = {}  # each loss at that step (until then: as first seen)
-
-    def watch(self, losses: dict[str, Tensor], step: int) -> None:
-        values = {name: value.detach().float() for name, value in losses.items()}
-        if self.first_bad is None:
-            self.first_bad = torch.full((), -1, dtype=torch.int64, device=next(iter(values.values())).device)
-        new = ~torch.stack(list(values.values())).isfinite().all() & (self.first_bad < 0)
-        self.first_bad = torch.where(new, step, self.first_bad)
-        for name, value in values.items():
-            self.values[name] = torch.where(new, value, self.values.get(name, value))
-
-    def check(self, run_dir: Path, env: DistEnv) -> None:
-        if self.first_bad is None:
-            return
-        bad = (self.first_bad >= 0).float()
-        if env.distributed:
-            dist.all_reduce(bad, op=dist.ReduceOp.MAX)
-        if bad.item() == 0:
-            return
-        step = int(self.first_bad.item())
-        values = {name: value.item() for name, value in self.values.items()}
-        losses = ", ".join(f"{k}={v:.4g}" for k, v in values.items() if not math.isfinite(v))
-        last = latest_checkpoint(run_dir)
-        kept = f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
-        where = f"at step {step} ({losses})" if step >= 0 else "on another rank"
-        raise SpadekitError(f"Training diverged {where}; {kept}. Lower the learning rates or use train.precision "
-                            "= 'fp32', then resume with --resume.")
 
 
 def _recompute_ema_stats(ema: EMA, loader, count: int, step: int, context, t, env: DistEnv) -> None:
